@@ -1,0 +1,48 @@
+# mobilevlm-mini: `make lab` to learn, `make test` to check everything.
+# The virtual environment lives in .venv; torch is installed first, pinned, so pip takes the
+# CPU build instead of a multi-GB CUDA one. Override with `make setup TORCH=2.5.1` (or install your
+# own torch into .venv first and pass TORCH=) -- see README, "GPU or Mac".
+
+PYTHON    ?= python3
+TORCH     ?= 2.13.0
+VENV      ?= .venv
+LAB_ARGS  ?=
+NOTEBOOKS ?= lessons
+
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed-torch$(TORCH)
+TORCH_SPEC := $(if $(TORCH),torch==$(TORCH),)
+
+.PHONY: setup lab test test-unit test-notebooks notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 10) else "mobilevlm-mini needs Python >= 3.10, found %d.%d: set PYTHON=python3.11 (or newer)" % v[:2])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_SPEC),$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)")
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name mobilevlm-mini --display-name "Python (mobilevlm-mini)" > /dev/null
+	rm -f $(VENV)/.installed-*
+	touch $@
+	@echo "mobilevlm-mini is set up in $(VENV)"
+
+lab: setup
+	cd lessons && ../$(BIN)/jupyter lab $(LAB_ARGS)
+
+test: test-unit test-notebooks
+
+test-unit: setup
+	MOBILEVLM_MINI_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/
+
+test-notebooks: setup
+	MOBILEVLM_MINI_QUICK=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(NOTEBOOKS)
+
+# Re-run every notebook in full mode and save the outputs in place (what learners read on the web).
+notebooks: setup
+	$(BIN)/python tools/run_notebooks.py lessons/[0-9]*.ipynb lessons/solutions/*.ipynb
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

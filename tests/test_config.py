@@ -1,0 +1,21 @@
+"""Quick mode and seeding."""
+
+import torch
+
+from mobilevlm_mini.config import quick, seed_everything, steps
+
+
+def test_steps_follow_quick_mode(monkeypatch):
+    monkeypatch.setenv("MOBILEVLM_MINI_QUICK", "1")
+    assert quick() and steps(1000, 10) == 10
+    monkeypatch.setenv("MOBILEVLM_MINI_QUICK", "0")
+    assert not quick() and steps(1000, 10) == 1000
+    monkeypatch.delenv("MOBILEVLM_MINI_QUICK")
+    assert steps(1000, 10) == 1000
+
+
+def test_seed_everything_is_deterministic():
+    seed_everything(3)
+    a = torch.randn(4)
+    seed_everything(3)
+    assert torch.equal(a, torch.randn(4))
