@@ -12,6 +12,8 @@ NOTEBOOKS ?= lessons
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-torch$(TORCH)
 TORCH_SPEC := $(if $(TORCH),torch==$(TORCH),)
+# Jupyter refuses to start as root (containers, CI) unless told it is intended.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test test-unit test-notebooks notebooks clean
 
@@ -29,7 +31,7 @@ $(STAMP): pyproject.toml
 	@echo "mobilevlm-mini is set up in $(VENV)"
 
 lab: setup
-	cd lessons && ../$(BIN)/jupyter lab $(LAB_ARGS)
+	cd lessons && ../$(BIN)/jupyter lab $(AS_ROOT) $(LAB_ARGS)
 
 test: test-unit test-notebooks
 
