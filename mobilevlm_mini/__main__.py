@@ -10,7 +10,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Print one line per requirement; exit 1 if any fails."""
     from mobilevlm_mini.doctor import report, run_checks
 
-    checks = run_checks()
+    checks = run_checks(compute_seconds=args.seconds)
     print(report(checks))
     return 0 if all(check.ok for check in checks) else 1
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini", description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
+    doctor.add_argument("--seconds", type=float, default=5.0, help="length of the compute benchmark (default 5)")
     doctor.set_defaults(func=cmd_doctor)
     return parser
 

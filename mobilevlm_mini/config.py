@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 QUICK_ENV = "MOBILEVLM_MINI_QUICK"
+CACHE_ENV = "MOBILEVLM_MINI_DATA"
 
 
 def quick() -> bool:
@@ -31,3 +33,9 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def cache_dir() -> Path:
+    """Where generated data sets and pretrained pieces are kept: `$MOBILEVLM_MINI_DATA` or ~/.cache/mobilevlm_mini."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mobilevlm_mini"
+    return Path(os.environ.get(CACHE_ENV, default)).expanduser()

@@ -5,8 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import shutil
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
+
+from mobilevlm_mini.config import cache_dir
 
 REQUIRED = ["torch", "einops", "numpy", "matplotlib", "PIL", "datasets", "safetensors", "tqdm"]
 
@@ -52,9 +57,51 @@ def check_cores() -> Check:
     return Check("cpu cores", True, f"{cores} logical cores")
 
 
-def run_checks() -> list[Check]:
+def check_cache() -> Check:
+    """The data cache can be created and written (generated data sets and encoders go there)."""
+    path = cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return Check("data cache", False, f"{path} is not writable ({error.strerror})",
+                     "set MOBILEVLM_MINI_DATA to a writable folder")
+    return Check("data cache", True, f"{path} is writable")
+
+
+def check_disk(min_gb: float = 2.0) -> Check:
+    """Free disk space where the cache lives."""
+    path = cache_dir()
+    while not path.exists():
+        path = path.parent
+    free_gb = shutil.disk_usage(path).free / 1e9
+    return Check("free disk", free_gb >= min_gb, f"{free_gb:.1f} GB free at {path}",
+                 f"free at least {min_gb:.0f} GB or point MOBILEVLM_MINI_DATA elsewhere")
+
+
+def check_compute(seconds: float = 5.0, min_gflops: float = 1.0) -> Check:
+    """Run float32 matrix products for about `seconds` and report the speed in GFLOP/s."""
+    try:
+        import torch
+    except ImportError:
+        return Check("compute", False, "torch is not installed", "run `make setup`")
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    flops, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        flops += 2 * 512**3
+    gflops = flops / (time.perf_counter() - start) / 1e9
+    return Check("compute", gflops >= min_gflops, f"{gflops:.0f} GFLOP/s (float32 matmul, {seconds:.0f} s)",
+                 "this CPU is very slow: use quick mode (MOBILEVLM_MINI_QUICK=1)")
+
+
+def run_checks(compute_seconds: float = 5.0) -> list[Check]:
     """Every check, in the order the report prints them."""
-    return [check_python(), *(check_package(name) for name in REQUIRED), check_torch_build(), check_cores()]
+    return [
+        check_python(), *(check_package(name) for name in REQUIRED), check_torch_build(), check_cores(),
+        check_cache(), check_disk(), check_compute(compute_seconds),
+    ]
 
 
 def report(checks: list[Check]) -> str:

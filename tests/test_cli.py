@@ -6,18 +6,34 @@ import sys
 import pytest
 
 from mobilevlm_mini.__main__ import main
-from mobilevlm_mini.doctor import check_package
+from mobilevlm_mini.doctor import check_cache, check_package
 
 
-def test_doctor_passes_here(capsys):
-    assert main(["doctor"]) == 0
+def test_doctor_passes_here(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path))
+    assert main(["doctor", "--seconds", "0.2"]) == 0
     out = capsys.readouterr().out
-    assert "OK    torch" in out and "FAIL" not in out
+    assert "OK    torch" in out and "GFLOP/s" in out and "FAIL" not in out
 
 
 def test_doctor_names_a_missing_package():
     check = check_package("surely_not_installed_pkg")
     assert not check.ok and "missing" in check.detail and "make setup" in check.fix
+
+
+def test_doctor_fails_on_missing_torch(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    assert main(["doctor", "--seconds", "0.1"]) == 1
+    assert "FAIL  torch        missing" in capsys.readouterr().out
+
+
+def test_doctor_fails_on_unwritable_cache(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(blocker / "cache"))
+    check = check_cache()
+    assert not check.ok and "not writable" in check.detail and "MOBILEVLM_MINI_DATA" in check.fix
 
 
 def test_help_runs_as_module():

@@ -19,3 +19,13 @@ def test_seed_everything_is_deterministic():
     a = torch.randn(4)
     seed_everything(3)
     assert torch.equal(a, torch.randn(4))
+
+
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    from mobilevlm_mini.config import cache_dir
+
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("MOBILEVLM_MINI_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "mobilevlm_mini"
