@@ -17,3 +17,290 @@ def show_image(image: torch.Tensor, ax: plt.Axes | None = None, title: str = "")
     ax.imshow(to_hwc(image))
     ax.set(title=title, xlabel="x (pixels)", ylabel="y (pixels)")
     return ax
+
+
+def show_attention(
+    weights: torch.Tensor,
+    ax: plt.Axes | None = None,
+    query_labels: list[str] | None = None,
+    key_labels: list[str] | None = None,
+    title: str = "attention weights",
+    xlabel: str = "key (attended to)",
+    ylabel: str = "query (attending)",
+    colorbar: bool = True,
+) -> plt.Axes:
+    """Draw an (Nq, Nk) attention matrix as a heat map: row i holds query i's weights over the keys."""
+    weights = torch.as_tensor(weights).detach().float().cpu()
+    if weights.ndim != 2:
+        raise ValueError(f"expected an (Nq, Nk) attention matrix, got shape {tuple(weights.shape)}; pick one batch item and head")
+    for name, labels, size in (("query_labels", query_labels, weights.shape[0]), ("key_labels", key_labels, weights.shape[1])):
+        if labels is not None and len(labels) != size:
+            raise ValueError(f"{name} has {len(labels)} labels but the matrix has {size} along that axis")
+    ax = ax or plt.gca()
+    im = ax.imshow(weights.numpy(), cmap="viridis", vmin=0, aspect="auto", interpolation="nearest")
+    if query_labels is not None:
+        ax.set_yticks(range(len(query_labels)), query_labels)
+    if key_labels is not None:
+        ax.set_xticks(range(len(key_labels)), key_labels, rotation=90)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label="weight (each row sums to 1)")
+    return ax
+
+
+def show_patch_heatmap(
+    image: torch.Tensor,
+    values: torch.Tensor,
+    ax: plt.Axes | None = None,
+    title: str = "",
+    mark: int | None = None,
+    label: str = "attention weight",
+    colorbar: bool = True,
+) -> plt.Axes:
+    """Overlay one value per patch, (N,) on a square grid, as a heat map on a (3, H, W) image; `mark` outlines patch `mark`."""
+    from matplotlib.patches import Rectangle
+
+    from mobilevlm_mini.patches import grid_shape
+
+    values = torch.as_tensor(values).detach().float().cpu().flatten()
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected one RGB image shaped (3, H, W), got shape {tuple(image.shape)}")
+    rows, cols = grid_shape(values.numel())
+    height, width = image.shape[-2:]
+    ax = show_image(image, ax, title)
+    im = ax.imshow(values.reshape(rows, cols).numpy(), cmap="inferno", alpha=0.6, vmin=0,
+                   extent=(0, width, height, 0), interpolation="nearest")
+    if mark is not None:
+        if not 0 <= mark < values.numel():
+            raise ValueError(f"mark must be a patch index in [0, {values.numel()}), got {mark}")
+        row, col = divmod(mark, cols)
+        ph, pw = height / rows, width / cols
+        ax.add_patch(Rectangle((col * pw, row * ph), pw, ph, fill=False, edgecolor="cyan", linewidth=2))
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label=label, fraction=0.046, pad=0.04)
+    return ax
+
+
+def draw_pipeline(
+    image_size: int = 336,
+    patch_size: int = 14,
+    vision_dim: int = 1024,
+    llm_dim: int = 2048,
+    reduction: int = 4,
+    vision: str = "CLIP ViT-L/14",
+    projector: str = "LDP",
+    llm: str = "MobileLLaMA 1.4B",
+    image: torch.Tensor | None = None,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """The whole VLM on one page: image -> patches -> ViT -> projector -> LLM -> answer, with token counts.
+
+    The defaults are MobileVLM's real sizes; pass the course's small ones to draw the tiny model.
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    from mobilevlm_mini.patches import num_patches
+
+    n_visual = num_patches(image_size, image_size, patch_size)  # N_v = H W / P^2
+    if reduction <= 0 or n_visual % reduction:
+        raise ValueError(f"reduction must be a positive divisor of the {n_visual} visual tokens, got {reduction}")
+    side, n_kept = image_size // patch_size, n_visual // reduction
+    if ax is None:
+        _, ax = plt.subplots(figsize=(16, 4.2))
+    ax.set(xlim=(0, 100), ylim=(0, 34))
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, text: str, colour: str) -> None:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="0.25"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
+
+    def arrow(x0: float, x1: float, y: float, label: str) -> None:
+        ax.annotate("", xy=(x1, y), xytext=(x0, y), arrowprops=dict(arrowstyle="-|>", lw=1.6, color="0.2"))
+        ax.text((x0 + x1) / 2, y + 1.2, label, ha="center", va="bottom", fontsize=8, color="0.15")
+
+    vision_c, proj_c, llm_c, out_c = "#cfe2f3", "#fce5cd", "#d9ead3", "#eeeeee"
+    y, h, w = 17, 11, 9.5
+    xs = [0.5 + 17 * i for i in range(6)]
+    if image is None:
+        box(xs[0], y, w, h, f"image\n{image_size}×{image_size} px\n3 colour channels", vision_c)
+    else:
+        box(xs[0], y, w, h, "", vision_c)
+        thumb = ax.inset_axes((xs[0], y + 2.4, w, h - 2.6), transform=ax.transData, zorder=3)
+        thumb.imshow(to_hwc(image))
+        thumb.axis("off")
+        ax.text(xs[0] + w / 2, y + 0.6, f"{image_size}×{image_size} px", ha="center", fontsize=9)
+    box(xs[1], y, w, h, f"cut into patches\n{patch_size}×{patch_size} px each\n{side}×{side} grid", vision_c)
+    box(xs[2], y, w, h, f"vision encoder\n{vision}\n(bidirectional)", vision_c)
+    kept = "keeps every token" if reduction == 1 else f"{reduction}× fewer tokens"
+    box(xs[3], y, w, h, f"projector\n{projector}\n{kept}", proj_c)
+    box(xs[4], y, w, h, f"language model\n{llm}\n(causal)", llm_c)
+    box(xs[5], y, w, h, "answer\ntoken by token,\neach fed back in", out_c)
+    box(xs[4], 1.5, w, 6.5, "question\n(text tokens)", llm_c)
+    labels = [
+        f"3×{image_size}×{image_size}\npixel values",
+        f"{n_visual} patches\n× {patch_size * patch_size * 3} values",
+        f"{n_visual} tokens\n× {vision_dim}",
+        f"{n_kept} tokens\n× {llm_dim}",
+        "next token",
+    ]
+    for x0, x1, label in zip(xs[:-1], xs[1:], labels):
+        arrow(x0 + w + 0.5, x1 - 0.5, y + h / 2, label)
+    ax.annotate("", xy=(xs[4] + w / 2, y - 0.5), xytext=(xs[4] + w / 2, 8.5),
+                arrowprops=dict(arrowstyle="-|>", lw=1.6, color="0.2"))
+    ax.text(xs[4] + w / 2 + 1, 12.5, f"text tokens × {llm_dim}", ha="left", va="center", fontsize=8, color="0.15")
+    ax.annotate("", xy=(xs[4] + w + 0.5, y + 1.5), xytext=(xs[5] - 0.5, y + 1.5),
+                arrowprops=dict(arrowstyle="-|>", lw=1.2, color="0.45", linestyle="--"))
+    ax.set_title(
+        f"{vision} → {projector} → {llm}: a {image_size}×{image_size} image becomes "
+        f"{n_visual} visual tokens, the LLM reads {n_kept}",
+        fontsize=11,
+    )
+    return ax
+
+
+def show_patch_grid(
+    image: torch.Tensor, patch_size: int, ax: plt.Axes | None = None, indices: bool = False, title: str = ""
+) -> plt.Axes:
+    """Draw a (3, H, W) image with its P x P patch grid; `indices=True` numbers patches in token order."""
+    import matplotlib.patheffects as pe
+
+    from mobilevlm_mini.patches import num_patches
+
+    height, width = image.shape[-2:]
+    num_patches(height, width, patch_size)  # raises a clear ValueError for a bad size
+    rows, cols = height // patch_size, width // patch_size
+    ax = show_image(image, ax, title or f"{height}×{width} image, {patch_size}×{patch_size} patches: {rows}×{cols} = {rows * cols} tokens")
+    for k in range(1, cols):
+        ax.axvline(k * patch_size - 0.5, color="white", lw=0.8)
+    for k in range(1, rows):
+        ax.axhline(k * patch_size - 0.5, color="white", lw=0.8)
+    if indices:
+        size = max(5.0, min(11.0, 90 / cols))
+        for n in range(rows * cols):
+            r, c = divmod(n, cols)
+            ax.text((c + 0.5) * patch_size - 0.5, (r + 0.5) * patch_size - 0.5, str(n), ha="center", va="center",
+                    fontsize=size, color="white", path_effects=[pe.withStroke(linewidth=1.5, foreground="black")])
+    return ax
+
+
+def show_patch_sequence(
+    image: torch.Tensor, patch_size: int, ax: plt.Axes | None = None, per_row: int | None = None, title: str = ""
+) -> plt.Axes:
+    """Draw an image's patches in token order (row by row, top left first), as the ViT receives them."""
+    import math
+
+    from einops import rearrange
+
+    from mobilevlm_mini.patches import patchify
+
+    channels = image.shape[0]
+    tokens = patchify(image[None], patch_size)[0]  # (N, P*P*C)
+    n = tokens.shape[0]
+    per_row = per_row or n
+    rows, step = math.ceil(n / per_row), patch_size + max(1, patch_size // 4)  # a white gap between patches
+    canvas = torch.ones(channels, rows * step, per_row * step)
+    for i, token in enumerate(tokens):
+        r, c = divmod(i, per_row)
+        canvas[:, r * step:r * step + patch_size, c * step:c * step + patch_size] = rearrange(
+            token, "(p q c) -> c p q", p=patch_size, q=patch_size)
+    ax = ax or plt.gca()
+    ax.imshow(to_hwc(canvas))
+    every = max(1, per_row // 8)
+    ax.set_xticks([c * step + patch_size / 2 - 0.5 for c in range(0, per_row, every)], [str(c) for c in range(0, per_row, every)])
+    ax.set_yticks([r * step + patch_size / 2 - 0.5 for r in range(rows)],
+                  [f"{r * per_row}–{min(n, (r + 1) * per_row) - 1}" for r in range(rows)])
+    ax.set(title=title or f"the same image as a sequence of {n} tokens (reading order)",
+           xlabel="token index" + (" within the row" if rows > 1 else ""), ylabel="tokens" if rows > 1 else "")
+    return ax
+
+
+def show_position_similarity(
+    pos_embed: torch.Tensor,
+    grid_h: int,
+    grid_w: int,
+    positions: list[tuple[int, int]],
+    axes: list[plt.Axes] | None = None,
+    label: str = "",
+) -> list[plt.Axes]:
+    """Cosine similarity of every grid position's embedding (N, D) to a few chosen (row, col) positions."""
+    import torch.nn.functional as F
+    from matplotlib.ticker import MaxNLocator
+
+    if pos_embed.shape[0] != grid_h * grid_w:
+        raise ValueError(f"expected {grid_h}x{grid_w} = {grid_h * grid_w} position embeddings, got {pos_embed.shape[0]}")
+    outside = [(r, c) for r, c in positions if not (0 <= r < grid_h and 0 <= c < grid_w)]
+    if outside:
+        raise ValueError(f"positions {outside} are outside the {grid_h}x{grid_w} grid; rows go 0..{grid_h - 1}, columns 0..{grid_w - 1}")
+    if axes is None:
+        _, axes = plt.subplots(1, len(positions), figsize=(3 * len(positions), 3), squeeze=False)
+        axes = axes[0]
+    unit = F.normalize(pos_embed.detach().float(), dim=-1)  # (N, D)
+    sims = [(unit @ unit[r * grid_w + c]).reshape(grid_h, grid_w) for r, c in positions]  # each (h, w)
+    low = min(sim.min().item() for sim in sims)  # one colour scale for the whole row
+    for ax, (r, c), sim in zip(axes, positions, sims):
+        image = ax.imshow(sim.numpy(), cmap="viridis", vmin=low, vmax=1)
+        ax.plot(c, r, marker="*", color="red", markersize=12, markeredgecolor="white")
+        ax.set(title=f"{label}\nsimilarity to ({r}, {c})".strip(), xlabel="patch column", ylabel="patch row")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].figure.colorbar(image, ax=list(axes), label="cosine similarity", shrink=0.8)
+    return list(axes)
+
+
+def show_token_regions(
+    image: torch.Tensor,
+    maps: list[torch.Tensor],
+    ax: plt.Axes | None = None,
+    title: str = "",
+    labels: list[str] | None = None,
+    colours: tuple[str, ...] = ("red", "deepskyblue", "lime", "yellow"),
+) -> plt.Axes:
+    """Where a few output tokens read from: one (N,) influence map per token, each in its own colour, over an image.
+
+    Each map is scaled to its own maximum; where two regions overlap their colours add (red + blue = pink).
+    """
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    from mobilevlm_mini.patches import grid_shape
+
+    if not 1 <= len(maps) <= len(colours):
+        raise ValueError(f"expected 1 to {len(colours)} maps (one colour each), got {len(maps)}")
+    if labels is not None and len(labels) != len(maps):
+        raise ValueError(f"got {len(labels)} labels for {len(maps)} maps; give one label per map")
+    rows, cols = grid_shape(torch.as_tensor(maps[0]).numel())
+    rgb, alpha = torch.zeros(rows, cols, 3), torch.zeros(rows, cols)
+    for values, colour in zip(maps, colours):
+        values = torch.as_tensor(values).detach().float().cpu().reshape(rows, cols)
+        values = values / values.max().clamp_min(1e-12)  # (h, w) in [0, 1]
+        rgb += values[..., None] * torch.tensor(to_rgb(colour))
+        alpha = torch.maximum(alpha, values)
+    height, width = image.shape[-2:]
+    ax = show_image(0.35 + 0.5 * image, ax, title)  # a paler image, so the colours stand out
+    ax.imshow(torch.cat([rgb.clamp(0, 1), 0.8 * alpha[..., None]], dim=-1).numpy(),
+              extent=(0, width, height, 0), interpolation="nearest")
+    if labels is not None:
+        ax.legend(handles=[Patch(color=c, label=l) for c, l in zip(colours, labels)], loc="lower right", fontsize=7)
+    return ax
+
+
+def show_loss_curves(
+    curves: dict[str, tuple[list[int], list[float]]], ax: plt.Axes | None = None,
+    title: str = "Language-model loss", xlabel: str = "training step",
+) -> plt.Axes:
+    """Cross-entropy curves {name: (steps, losses in nats/token)}, with perplexity = e^loss on the right axis."""
+    import numpy as np
+
+    if not curves:
+        raise ValueError("give at least one curve as {name: (steps, losses)}")
+    ax = ax or plt.gca()
+    for name, (xs, losses) in curves.items():
+        if len(xs) != len(losses):
+            raise ValueError(f"curve {name!r} has {len(xs)} steps but {len(losses)} losses")
+        ax.plot(xs, losses, label=name, marker="o" if len(xs) < 30 else None, markersize=3)
+    ax.set(title=title, xlabel=xlabel, ylabel="cross-entropy (nats / token)")
+    ax.set_ylim(bottom=0)
+    ax.secondary_yaxis("right", functions=(np.exp, lambda p: np.log(np.clip(p, 1e-12, None)))).set_ylabel("perplexity = e^loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
