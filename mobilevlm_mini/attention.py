@@ -23,6 +23,8 @@ def attention(
     """
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"queries have width {q.shape[-1]} but keys have width {k.shape[-1]}; they must match")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"got {k.shape[-2]} keys but {v.shape[-2]} values; each key needs exactly one value")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Nq, Nk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -61,11 +63,12 @@ class MultiHeadAttention(nn.Module):
         context = x if context is None else context
         q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.num_heads)  # (B, H, N, d)
         k, v = rearrange(self.kv(context), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
+        # one mask for both paths; it also lines up the last queries with the last keys when N < M
+        mask = causal_mask(q.shape[-2], k.shape[-2], x.device) if self.causal else None  # (N, M)
         if return_weights:  # the by-hand path, so lessons can draw the attention maps
-            mask = causal_mask(q.shape[-2], k.shape[-2], x.device) if self.causal else None
             out, weights = attention(q, k, v, mask)
         else:  # PyTorch's fused kernel: same numbers, less memory
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.out(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, dim)
         return (out, weights) if return_weights else out
 

@@ -300,7 +300,53 @@ def show_loss_curves(
         ax.plot(xs, losses, label=name, marker="o" if len(xs) < 30 else None, markersize=3)
     ax.set(title=title, xlabel=xlabel, ylabel="cross-entropy (nats / token)")
     ax.set_ylim(bottom=0)
-    ax.secondary_yaxis("right", functions=(np.exp, lambda p: np.log(np.clip(p, 1e-12, None)))).set_ylabel("perplexity = e^loss")
+    perplexity = ax.secondary_yaxis("right", functions=(np.exp, lambda p: np.log(np.clip(p, 1e-12, None))))
+    perplexity.set_yticks([1, 1.5, 2, 3, 5, 10, 20, 50, 100, 1000])
+    perplexity.set_ylabel("perplexity = e^loss")
     ax.legend()
     ax.grid(alpha=0.3)
+    return ax
+
+
+def show_gallery(images: list, texts: list[str], ncols: int = 4, title: str = "", width: float = 3.2):
+    """Images (PIL, (H, W, 3) arrays or (3, H, W) tensors) in a grid, each with its text below; returns the figure."""
+    if len(images) != len(texts):
+        raise ValueError(f"got {len(images)} images but {len(texts)} texts; give one text per image")
+    import numpy as np
+
+    nrows = -(-len(images) // ncols)
+    lines = max(text.count("\n") + 1 for text in texts)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, nrows * (width + 0.16 * lines)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, text in zip(axes.flat, images, texts):
+        ax.imshow(to_hwc(image) if isinstance(image, torch.Tensor) else np.asarray(image), interpolation="nearest")
+        ax.set_title(text, fontsize=7.5, loc="left", y=-0.02 - 0.075 * lines, va="bottom")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_counts(counts: dict[str, int], ax: plt.Axes | None = None, title: str = "", xlabel: str = "", ylabel: str = "count") -> plt.Axes:
+    """A bar chart of {name: count}, with the count written on each bar."""
+    ax = ax or plt.gca()
+    bars = ax.bar(list(counts), list(counts.values()), color="tab:blue")
+    ax.bar_label(bars, fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.tick_params(axis="x", rotation=30)
+    return ax
+
+
+def show_scatter_2d(points: torch.Tensor, labels: list[str], ax: plt.Axes | None = None, title: str = "",
+                    xlabel: str = "component 1", ylabel: str = "component 2", palette: dict[str, str] | None = None) -> plt.Axes:
+    """Points (N, 2) coloured by their label, one legend entry per label (palette: label -> matplotlib colour)."""
+    if len(points) != len(labels):
+        raise ValueError(f"got {len(points)} points but {len(labels)} labels")
+    ax = ax or plt.gca()
+    for i, name in enumerate(sorted(set(labels), key=labels.index)):
+        keep = torch.tensor([label == name for label in labels])
+        colour = palette[name] if palette else f"C{i}"
+        ax.scatter(points[keep, 0], points[keep, 1], s=8, alpha=0.7, color=colour, label=name)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=7, markerscale=2)
     return ax
