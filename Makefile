@@ -8,23 +8,26 @@ TORCH     ?= 2.13.0
 VENV      ?= .venv
 LAB_ARGS  ?=
 NOTEBOOKS ?= lessons
+WHEELHOUSE ?= wheelhouse
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-torch$(TORCH)
 TORCH_SPEC := $(if $(TORCH),torch==$(TORCH),)
+# Offline classroom install: with wheels in $(WHEELHOUSE)/ (`make wheelhouse`), pip never touches the network.
+PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE),)
 # Jupyter refuses to start as root (containers, CI) unless told it is intended.
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test test-unit test-notebooks notebooks clean
+.PHONY: setup lab test test-unit test-notebooks notebooks wheelhouse clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 10) else "mobilevlm-mini needs Python >= 3.10, found %d.%d: set PYTHON=python3.11 (or newer)" % v[:2])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(if $(TORCH_SPEC),$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)")
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(if $(PIP_SOURCE),,$(BIN)/python -m pip install --quiet --upgrade pip)
+	$(if $(TORCH_SPEC),$(BIN)/python -m pip install --quiet $(PIP_SOURCE) "$(TORCH_SPEC)")
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name mobilevlm-mini --display-name "Python (mobilevlm-mini)" > /dev/null
 	rm -f $(VENV)/.installed-*
 	touch $@
@@ -44,6 +47,11 @@ test-notebooks: setup
 # Re-run every notebook in full mode and save the outputs in place (what learners read on the web).
 notebooks: setup
 	$(BIN)/python tools/run_notebooks.py lessons/[0-9]*.ipynb lessons/solutions/*.ipynb
+
+# Every wheel the course needs, for a USB stick or a classroom share (copy the folder next to the Makefile).
+wheelhouse: setup
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) "$(TORCH_SPEC)" ".[dev]" setuptools wheel
+	@echo "$(WHEELHOUSE)/ holds $$(ls $(WHEELHOUSE) | wc -l) wheels ($$(du -sh $(WHEELHOUSE) | cut -f1)); \`make setup\` now installs from it offline"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
