@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -15,6 +16,107 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """Draw a shapes-world data set and save it with `save_to_disk`."""
+    import time
+
+    from mobilevlm_mini.data import WorldConfig, generate_dataset
+
+    start = time.perf_counter()
+    dataset = generate_dataset(args.n, args.seed, WorldConfig(image_size=args.size), progress=True)
+    dataset.save_to_disk(args.out)
+    print(f"saved {len(dataset)} examples to {args.out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _fail(error: Exception) -> int:
+    """Print an expected mistake as one line on stderr (no traceback) and return the exit status 2."""
+    print("error: " + "; ".join(line.strip() for line in str(error).splitlines() if line.strip()), file=sys.stderr)
+    return 2
+
+
+def _print_scores(result: dict) -> None:
+    """A table of exact match per question type, then overall, each with its number of questions N."""
+    print(f"  {'question type':<14} {'exact match':>11} {'N':>6}")
+    for kind, score in result["per_type"].items():
+        print(f"  {kind:<14} {score['exact_match']:>10.1%} {score['n']:>6}")
+    print(f"  {'all':<14} {result['exact_match']:>10.1%} {result['n']:>6}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the tiny MobileVLM (both stages) into a checkpoint folder, then report test exact match."""
+    import json
+    import time
+
+    from mobilevlm_mini.config import vlm_preset
+    from mobilevlm_mini.train import exact_match, predict, prepare_split, stage_plan, train
+
+    start = time.perf_counter()
+    overrides = {key: value for key, value in (("projector", args.projector), ("seed", args.seed)) if value is not None}
+    try:
+        config = vlm_preset(args.preset, **overrides)
+        stages = " + ".join(f"{name} {stage.steps} steps" for name, stage, _ in stage_plan(config))
+        print(f"preset {args.preset}: {config.model.projector} projector, {config.n_train} training images, {stages}, seed {config.seed}")
+        model, history = train(config, out=args.out, resume=args.resume)
+    except (ValueError, OSError) as error:
+        return _fail(error)
+    test = prepare_split(model, "test", config.n_test, config.encoder_quick)
+    result = {"split": "test", "images": len(test), **exact_match(predict(model, test, progress=True))}
+    print(f"saved {args.out}; test split, {len(test)} images:")
+    _print_scores(result)
+    (Path(args.out) / "metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"training {history['seconds']:.0f} s; wall time of this command {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Exact match of a trained model on a split, overall and per question type; optionally written as JSON."""
+    import json
+
+    from mobilevlm_mini.train import exact_match, load_trained, predict, prepare_split
+
+    try:
+        model, config = load_trained(args.ckpt)
+        data = prepare_split(model, args.split, args.n or config.n_test, config.encoder_quick)
+    except (ValueError, OSError) as error:
+        return _fail(error)
+    result = {"checkpoint": str(args.ckpt), "split": args.split, "images": len(data), **exact_match(predict(model, data, progress=True))}
+    print(f"{args.ckpt} on the {args.split} split, {len(data)} images:")
+    _print_scores(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer a question about any PNG or JPEG with a trained model."""
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    from mobilevlm_mini.model import check_question
+    from mobilevlm_mini.photos import load_image
+    from mobilevlm_mini.train import load_trained
+
+    try:
+        model, config = load_trained(args.ckpt)
+        check_question(args.question, model.tokenizer)
+        size = config.model.vit.image_size
+        image = load_image(args.image, size)  # (3, size, size) RGB in [0, 1]
+        with Image.open(args.image) as original:
+            width, height, mode = original.width, original.height, original.mode
+    except UnidentifiedImageError:
+        return _fail(ValueError(f"{args.image} is not an image this program can read; give a PNG or JPEG file"))
+    except (ValueError, OSError) as error:
+        return _fail(error)
+    generator = torch.Generator().manual_seed(args.seed)
+    answer = model.answer(model.encode_images(image[None]), [args.question], temperature=args.temperature, generator=generator)[0]
+    print(f"read {args.image}: {width}x{height} {mode}, converted to RGB, centre-cropped and resized to {size}x{size} (the model's input size)")
+    print(f"Q: {args.question}")
+    print(f"A: {answer}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with one sub-command per task."""
     parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini", description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
@@ -22,6 +124,36 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
     doctor.add_argument("--seconds", type=float, default=5.0, help="length of the compute benchmark (default 5)")
     doctor.set_defaults(func=cmd_doctor)
+    data = commands.add_parser("data", help="draw a shapes-world data set and save it to a folder")
+    data.add_argument("--out", required=True, help="folder to write (datasets.save_to_disk format)")
+    data.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    data.set_defaults(func=cmd_data)
+    train = commands.add_parser("train", help="train the tiny MobileVLM (stage 1 align, stage 2 instruct) and report test accuracy",
+                                description="Train the tiny MobileVLM from nothing (data and encoder included when not cached), "
+                                            "save a checkpoint folder, then report exact match on the test split.")
+    train.add_argument("--preset", default="tiny", help="training recipe: tiny (default) or quick (a few steps, for CI)")
+    train.add_argument("--out", required=True, help="checkpoint folder to write (model.safetensors, config.json, trainer_state.pt)")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out (same preset and options)")
+    train.add_argument("--projector", help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")
+    train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
+    train.set_defaults(func=cmd_train)
+    evaluate = commands.add_parser("eval", help="exact match of a trained model on a split, per question type",
+                                   description="Ask every question of a split's images (one at a time, greedy) and score exact match.")
+    evaluate.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")
+    evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test", help="which split (default test)")
+    evaluate.add_argument("--n", type=int, help="number of images (default: the checkpoint's n_test)")
+    evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    evaluate.set_defaults(func=cmd_eval)
+    ask = commands.add_parser("ask", help="ask a trained model a question about an image",
+                              description="Answer one question about any PNG or JPEG (converted to RGB, centre-cropped, resized).")
+    ask.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")
+    ask.add_argument("--image", required=True, help="a PNG or JPEG file")
+    ask.add_argument("--question", required=True, help='e.g. "what colour is the circle ?" (the shapes world\'s words only)')
+    ask.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; > 0 samples")
+    ask.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
+    ask.set_defaults(func=cmd_ask)
     return parser
 
 

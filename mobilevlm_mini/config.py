@@ -6,12 +6,18 @@ Every notebook picks its sizes through `steps(full, quick)`, so the quick mode t
 
 from __future__ import annotations
 
+import copy
 import os
 import random
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from mobilevlm_mini.language import MobileLlamaConfig, preset as llm_preset
+from mobilevlm_mini.tokenizer import Tokenizer
+from mobilevlm_mini.vision import ViTConfig
 
 QUICK_ENV = "MOBILEVLM_MINI_QUICK"
 CACHE_ENV = "MOBILEVLM_MINI_DATA"
@@ -39,3 +45,81 @@ def cache_dir() -> Path:
     """Where generated data sets and pretrained pieces are kept: `$MOBILEVLM_MINI_DATA` or ~/.cache/mobilevlm_mini."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mobilevlm_mini"
     return Path(os.environ.get(CACHE_ENV, default)).expanduser()
+
+
+# ---------------------------------------------------------------- the tiny MobileVLM (lesson 07)
+
+
+def _tiny_llm() -> MobileLlamaConfig:
+    return llm_preset("tiny", vocab_size=Tokenizer.default().vocab_size)
+
+
+@dataclass
+class VLMConfig:
+    """The tiny MobileVLM: ViT patch tokens from block `vision_layer` -> projector `projector` -> MobileLLaMA `llm`."""
+
+    vit: ViTConfig = field(default_factory=ViTConfig)
+    llm: MobileLlamaConfig = field(default_factory=_tiny_llm)
+    projector: str = "ldp"
+    projector_options: dict = field(default_factory=dict)  # e.g. {"num_queries": 16} for "resampler"
+    vision_layer: int = -2  # penultimate block, as MobileVLM and LLaVA read CLIP
+    visual_positions: bool = True  # add a learned 2-D position code to each visual token (needs a square token grid)
+
+
+@dataclass
+class StageConfig:
+    """One training stage: optimizer steps, images (or text lines) per step, peak learning rate, warm-up steps."""
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 10
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run; saved as config.json next to the weights, so a checkpoint knows how it was made.
+
+    Stages run in order: `align` (stage 1: captions, only the projector learns) and `instruct` (stage 2:
+    conversations, projector and LLM learn); 0 steps skips a stage. The ViT is frozen throughout;
+    `encoder_quick` picks which cached pretrained ViT (contrastive.pretrained_vit(quick)).
+    """
+
+    model: VLMConfig = field(default_factory=VLMConfig)
+    align: StageConfig = field(default_factory=lambda: StageConfig(steps=50))
+    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=500))
+    n_train: int = 5000  # training images (each with a caption and a whole conversation)
+    n_val: int = 100  # validation images, checked every `eval_every` steps
+    n_test: int = 1000  # test images, for the final report
+    encoder_quick: bool = False
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    seed: int = 0
+
+
+VLM_PRESETS = {
+    # the default: >= 95% exact match on the test split, from nothing, in <= 5 minutes on 2 cores
+    "tiny": TrainConfig(),
+    # CI and quick-mode lessons: the same code path, a few steps
+    "quick": TrainConfig(
+        align=StageConfig(steps=4, batch_size=8),
+        instruct=StageConfig(steps=8, batch_size=8),
+        n_train=64, n_val=16, n_test=32, encoder_quick=True, eval_every=4,
+    ),
+}
+
+
+def vlm_preset(name: str = "tiny", **overrides) -> TrainConfig:
+    """A named training recipe ("tiny" or "quick"), with top-level fields overridden by keyword (projector="mlp", seed=1, ...).
+
+    `projector` and `projector_options` go to the model config; every other keyword is a TrainConfig field.
+    """
+    if name not in VLM_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(VLM_PRESETS)}")
+    base = copy.deepcopy(VLM_PRESETS[name])
+    model_keys = {key: overrides.pop(key) for key in ("projector", "projector_options") if key in overrides}
+    unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown fields {unknown} for preset {name!r}; expected projector, projector_options or one of {sorted(TrainConfig.__dataclass_fields__)}")
+    return replace(base, model=replace(base.model, **model_keys), **overrides)

@@ -254,10 +254,12 @@ def show_token_regions(
     title: str = "",
     labels: list[str] | None = None,
     colours: tuple[str, ...] = ("red", "deepskyblue", "lime", "yellow"),
+    threshold: float = 0.05,
 ) -> plt.Axes:
     """Where a few output tokens read from: one (N,) influence map per token, each in its own colour, over an image.
 
-    Each map is scaled to its own maximum; where two regions overlap their colours add (red + blue = pink).
+    Each map is scaled to its own maximum; input tokens above `threshold` of it are filled, brighter where
+    stronger, and outlined. Where two regions overlap their colours add (red + blue = pink).
     """
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
@@ -269,16 +271,28 @@ def show_token_regions(
     if labels is not None and len(labels) != len(maps):
         raise ValueError(f"got {len(labels)} labels for {len(maps)} maps; give one label per map")
     rows, cols = grid_shape(torch.as_tensor(maps[0]).numel())
-    rgb, alpha = torch.zeros(rows, cols, 3), torch.zeros(rows, cols)
-    for values, colour in zip(maps, colours):
+    import torch.nn.functional as F
+
+    height, width = image.shape[-2:]
+    ax = show_image(0.3 + 0.6 * image, ax, title)  # a paler image, so the colours stand out
+    rgb, alpha, outlines = torch.zeros(rows, cols, 3), torch.zeros(rows, cols), []
+    for i, (values, colour) in enumerate(zip(maps, colours)):
         values = torch.as_tensor(values).detach().float().cpu().reshape(rows, cols)
         values = values / values.max().clamp_min(1e-12)  # (h, w) in [0, 1]
+        values = torch.where(values > threshold, 0.45 + 0.55 * values, 0.0)  # the whole region visible
         rgb += values[..., None] * torch.tensor(to_rgb(colour))
         alpha = torch.maximum(alpha, values)
-    height, width = image.shape[-2:]
-    ax = show_image(0.35 + 0.5 * image, ax, title)  # a paler image, so the colours stand out
-    ax.imshow(torch.cat([rgb.clamp(0, 1), 0.8 * alpha[..., None]], dim=-1).numpy(),
+        # outline: the region on a grid of 16 x 16 sub-cells per token, shrunk by i + 1 sub-cells so outlines never coincide
+        mask = (values > 0).float().repeat_interleave(16, 0).repeat_interleave(16, 1)
+        outside = F.pad(1 - mask[None, None], (i + 1,) * 4, value=1.0)
+        outlines.append((1 - F.max_pool2d(outside, 2 * i + 3, stride=1)[0, 0], colour))
+    ax.imshow(torch.cat([rgb.clamp(0, 1), 0.55 * alpha[..., None]], dim=-1).numpy(),
               extent=(0, width, height, 0), interpolation="nearest")
+    for inner, colour in outlines:
+        if inner.any():
+            ys = (torch.arange(inner.shape[0]) + 0.5) * height / inner.shape[0]  # sub-cell centres in pixels
+            xs = (torch.arange(inner.shape[1]) + 0.5) * width / inner.shape[1]
+            ax.contour(xs.numpy(), ys.numpy(), inner.numpy(), levels=[0.5], colors=[colour], linewidths=1.8)
     if labels is not None:
         ax.legend(handles=[Patch(color=c, label=l) for c, l in zip(colours, labels)], loc="lower right", fontsize=7)
     return ax

@@ -1,0 +1,374 @@
+"""Contrastive pretraining: CLIP's softmax loss, SigLIP's sigmoid loss, a caption encoder (lesson 04).
+
+An image encoder (vision.ViT) and a text encoder map matching image/caption pairs to nearby unit
+vectors. CLIP scores every image against every caption in the batch and asks a softmax to pick the
+right one, both ways; SigLIP asks an independent sigmoid "match or not?" of every pair.
+
+Public API
+- `clip_loss(img, txt, log_scale)`, `siglip_loss(img, txt, log_scale, bias)`: the two losses;
+  `ClipLoss` / `SigLipLoss`: the same with learnable temperature (and bias); `LOSSES` by name.
+- `WORDS`, `encode_texts(texts, max_len)`: word-level token ids for captions and prompts.
+- `TextConfig`, `TextEncoder`; `ContrastiveConfig`, `ContrastiveModel` (ViT + text encoder + loss).
+- `PretrainConfig` (the whole recipe: model, data size, steps, batch, lr, seed) and
+  `default_recipe(quick, loss)`: the course's recipe, smaller in quick mode.
+- `prepare_pairs(dataset)`, `train_contrastive(recipe, ...)` -> (model, history) with a tqdm bar.
+- `retrieval_accuracy`, `zero_shot_predict`, `largest_object_prompts`, `zero_shot_largest`.
+- `save_pretrained(model, recipe)`, `load_pretrained(recipe)`, `pretrained_model(quick, loss)`, and
+  `pretrained_vit(quick=None)`: the frozen, pretrained ViT for later lessons. It loads
+  <models_dir()>/<key>/{model.safetensors, config.json}, where the key hashes the whole recipe (so
+  quick-mode and full-mode encoders never mix), or trains it deterministically when missing.
+  `models_dir()` is <config.cache_dir()>/models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilevlm_mini import config as run_config
+from mobilevlm_mini.attention import Block
+from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint
+from mobilevlm_mini.data import COLOURS, SHAPES, SIZES, SceneObject, caption, images_to_tensor, load_split, split_words, vocabulary
+from mobilevlm_mini.vision import ViT, ViTConfig
+
+# ---------------------------------------------------------------- losses
+
+
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy over cosine similarities scaled by exp(log_scale); image i matches caption i.
+
+    image_emb (B, E); text_emb (B + K, E): the first B captions match the images, K more (hard
+    negatives) only compete on the image -> text side.
+    """
+    image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
+    logits = log_scale.exp() * image_emb @ text_emb.T  # (B, B + K): row = image, column = caption
+    labels = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits[:, : len(logits)].T, labels)) / 2
+
+
+def siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Sigmoid loss: -sum_ij log sigmoid(z_ij (exp(log_scale) cos_ij + bias)) / B, z = +1 for i = j, else -1.
+
+    image_emb (B, E); text_emb (B + K, E): the first B captions match the images, K more are negatives.
+    """
+    image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
+    logits = log_scale.exp() * image_emb @ text_emb.T + bias  # (B, B + K)
+    signs = -torch.ones_like(logits)
+    signs[:, : len(logits)] += 2 * torch.eye(len(logits), device=logits.device)  # +1 match, -1 no match
+    return -F.logsigmoid(signs * logits).sum() / len(logits)
+
+
+class ClipLoss(nn.Module):
+    """CLIP loss with a learnable temperature, started at 1/0.07 as in the paper and capped at 100."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        return clip_loss(image_emb, text_emb, self.log_scale.clamp(max=math.log(100)))
+
+
+class SigLipLoss(nn.Module):
+    """SigLIP loss with learnable temperature and bias, started at 10 and -10 as in the paper."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.bias = nn.Parameter(torch.tensor(-10.0))
+
+    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        return siglip_loss(image_emb, text_emb, self.log_scale, self.bias)
+
+
+LOSSES = {"clip": ClipLoss, "siglip": SigLipLoss}
+
+# ---------------------------------------------------------------- text
+
+WORDS = ["<pad>", "<eos>", *vocabulary()]  # word-level: the shapes world has under 60 words
+WORD_IDS = {word: i for i, word in enumerate(WORDS)}
+PAD, EOS = 0, 1
+
+
+def encode_texts(texts: list[str], max_len: int) -> torch.Tensor:
+    """Word ids with <eos> appended, right-padded with <pad>: (B, max_len) long."""
+    ids = torch.full((len(texts), max_len), PAD, dtype=torch.long)
+    for row, text in enumerate(texts):
+        words = split_words(text)
+        unknown = sorted({w for w in words if w not in WORD_IDS})
+        if unknown:
+            raise ValueError(f"unknown words {unknown} in {text!r}; the shapes world knows only: {' '.join(WORDS[2:])}")
+        if len(words) + 1 > max_len:
+            raise ValueError(f"{text!r} has {len(words)} words; at most {max_len - 1} fit (max_len={max_len} with <eos>)")
+        ids[row, : len(words) + 1] = torch.tensor([WORD_IDS[w] for w in words] + [EOS])
+    return ids
+
+
+@dataclass
+class TextConfig:
+    """Sizes of the caption encoder."""
+
+    vocab_size: int = len(WORDS)
+    max_len: int = 40  # the longest caption (4 objects) has 35 words
+    dim: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+
+
+class TextEncoder(nn.Module):
+    """Word embeddings + positions -> causal blocks -> the <eos> token's vector (B, D), as in CLIP."""
+
+    def __init__(self, config: TextConfig):
+        super().__init__()
+        self.embed = nn.Embedding(config.vocab_size, config.dim)
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(1, config.max_len, config.dim))
+        # causal: a word never sees the padding after <eos>, so no padding mask is needed
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, causal=True) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids[:, : int((ids != PAD).sum(dim=1).max())]  # drop columns that are padding in every row: same result, less work
+        x = self.embed(ids) + self.pos_embed[:, : ids.shape[1]]  # (B, L, D)
+        for block in self.blocks:
+            x = block(x)
+        eos = (ids == EOS).int().argmax(dim=1)  # (B,) position of <eos>
+        return self.norm(x[torch.arange(len(ids)), eos])  # (B, D)
+
+
+# ---------------------------------------------------------------- the dual encoder
+
+
+@dataclass
+class ContrastiveConfig:
+    """Image encoder, text encoder, the shared embedding width, and which loss."""
+
+    vit: ViTConfig = field(default_factory=ViTConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    embed_dim: int = 64
+    loss: str = "clip"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
+
+
+class ContrastiveModel(nn.Module):
+    """ViT + text encoder, each followed by a linear map into a shared space of unit vectors."""
+
+    def __init__(self, config: ContrastiveConfig):
+        super().__init__()
+        self.config = config
+        self.vit = ViT(config.vit)
+        self.text = TextEncoder(config.text)
+        self.image_proj = nn.Linear(config.vit.dim, config.embed_dim, bias=False)
+        self.text_proj = nn.Linear(config.text.dim, config.embed_dim, bias=False)
+        self.loss = LOSSES[config.loss]()
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> unit vectors (B, E)."""
+        return F.normalize(self.image_proj(ViT.pool(self.vit(images))), dim=-1)
+
+    def encode_texts(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word ids (B, L) -> unit vectors (B, E)."""
+        return F.normalize(self.text_proj(self.text(ids)), dim=-1)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The contrastive loss of B images (B, 3, H, W) whose captions are the first B of ids (B + K, L)."""
+        return self.loss(self.encode_images(images), self.encode_texts(ids))
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class PretrainConfig:
+    """The whole pretraining recipe; its hash names the cached encoder."""
+
+    model: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    n_train: int = 20000
+    steps: int = 600
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 30
+    partial: float = 0.5  # probability that a caption describes a random subset of the objects
+    no_places: float = 0.5  # probability that a caption leaves out where the objects are
+    hard_negatives: bool = True  # add, per image, a caption with one shape, size or colour changed
+    seed: int = 0
+
+
+def default_recipe(quick: bool | None = None, loss: str = "clip") -> PretrainConfig:
+    """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode."""
+    quick = run_config.quick() if quick is None else quick
+    model = ContrastiveConfig(loss=loss)
+    if quick:
+        return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5)
+    return PretrainConfig(model=model)
+
+
+def prepare_pairs(dataset) -> tuple[torch.Tensor, list[list[SceneObject]]]:
+    """Images as uint8 (N, 3, H, W) (4x smaller than float) and each image's objects, to caption on the fly."""
+    images = (images_to_tensor(dataset["image"]) * 255).round().to(torch.uint8)
+    return images, [[SceneObject(**o) for o in objects] for objects in dataset["objects"]]
+
+
+def sample_captions(scenes: list[list[SceneObject]], recipe: PretrainConfig, generator: torch.Generator) -> tuple[list[str], list[str]]:
+    """Per scene, a true caption and a hard negative: the same caption with one object changed so it is false.
+
+    The caption covers all objects or (with probability `partial`) a random subset, with or without
+    places: varied captions teach the text encoder short descriptions such as 'a large red circle'.
+    """
+    captions, negatives = [], []
+    for objects in scenes:
+        u = torch.rand(3, generator=generator)
+        subset = objects
+        if u[0] < recipe.partial:  # a random non-empty subset, in reading order
+            keep = torch.randperm(len(objects), generator=generator)[: int(u[1] * len(objects)) + 1].sort().values
+            subset = [objects[i] for i in keep]
+        places = bool(u[2] >= recipe.no_places)
+        captions.append(caption(subset, places))
+        negatives.append(caption(_falsify(subset, objects, places, generator), places))
+    return captions, negatives
+
+
+def _falsify(subset: list[SceneObject], scene: list[SceneObject], places: bool, generator: torch.Generator) -> list[SceneObject]:
+    """Change one object's shape (half the time), size or colour so that the scene has no such object."""
+    described = lambda o: (o.shape, o.colour, o.size) + ((o.row, o.col) if places else ())  # noqa: E731
+    present = {described(o) for o in scene}
+    target = int(torch.randint(len(subset), (1,), generator=generator))
+    u = float(torch.rand(1, generator=generator))
+    options = {"shape": SHAPES, "size": SIZES, "colour": tuple(COLOURS)}
+    order = ["shape", "size", "colour"] if u < 0.5 else ["size", "colour", "shape"] if u < 0.75 else ["colour", "shape", "size"]
+    for attribute in order:  # the first attribute whose change makes the caption false
+        changed = [replace(subset[target], **{attribute: v}) for v in options[attribute]]
+        changed = [o for o in changed if described(o) not in present]
+        if changed:
+            pick = changed[int(torch.randint(len(changed), (1,), generator=generator))]
+            return subset[:target] + [pick] + subset[target + 1 :]
+    raise RuntimeError("no change of shape, size or colour makes this caption false")
+
+
+def train_contrastive(
+    recipe: PretrainConfig, images: torch.Tensor | None = None, scenes: list | None = None, progress: bool = True
+) -> tuple[ContrastiveModel, dict]:
+    """Train a ContrastiveModel on (image, caption) pairs; returns it with {'loss': [...], 'seconds': s}.
+
+    images (uint8 (N, 3, H, W)) and scenes (their objects) default to the first `recipe.n_train`
+    training examples. The same recipe on the same machine gives the same weights.
+    """
+    from tqdm.auto import tqdm
+
+    if images is None or scenes is None:
+        images, scenes = prepare_pairs(load_split("train", recipe.n_train, progress=progress))
+    generator = run_config.seed_everything(recipe.seed)
+    model = ContrastiveModel(recipe.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    warmup_then_cosine = lambda step: min(1.0, (step + 1) / recipe.warmup) * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))  # noqa: E731
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_cosine)
+    order, history, start = torch.empty(0, dtype=torch.long), {"loss": []}, time.perf_counter()
+    model.train()
+    for _ in (bar := tqdm(range(recipe.steps), desc=f"{recipe.model.loss} pretraining", disable=not progress)):
+        if len(order) < recipe.batch_size:  # a fresh shuffle each epoch
+            order = torch.cat([order, torch.randperm(len(images), generator=generator)])
+        batch, order = order[: recipe.batch_size], order[recipe.batch_size :]
+        captions, negatives = sample_captions([scenes[i] for i in batch], recipe, generator)
+        texts = captions + negatives if recipe.hard_negatives else captions
+        loss = model(images[batch].float() / 255, encode_texts(texts, recipe.model.text.max_len))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        history["loss"].append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    history["seconds"] = time.perf_counter() - start
+    return model.eval(), history
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def _embed_images(model: ContrastiveModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    images = images.float() / 255 if images.dtype == torch.uint8 else images
+    return torch.cat([model.encode_images(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def retrieval_accuracy(model: ContrastiveModel, images: torch.Tensor, ids: torch.Tensor) -> float:
+    """Image -> text top-1: how often an image's own caption scores highest among all N captions."""
+    similarity = _embed_images(model, images) @ model.encode_texts(ids).T  # (N, N)
+    return (similarity.argmax(dim=1) == torch.arange(len(ids))).float().mean().item()
+
+
+@torch.no_grad()
+def zero_shot_predict(model: ContrastiveModel, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    """Index of the best-matching prompt for each image: (N,) long."""
+    text = model.encode_texts(encode_texts(prompts, model.config.text.max_len))  # (K, E)
+    return (_embed_images(model, images) @ text.T).argmax(dim=1)
+
+
+def largest_object_prompts(template: str = "a large {colour} {shape}") -> tuple[list[str], list[tuple[str, str]]]:
+    """One prompt per (colour, shape) class, and the classes in the same order."""
+    classes = [(colour, shape) for colour in COLOURS for shape in SHAPES]
+    return [template.format(colour=c, shape=s) for c, s in classes], classes
+
+
+def zero_shot_largest(model: ContrastiveModel, dataset, template: str = "a large {colour} {shape}") -> dict:
+    """Zero-shot 'which colour-and-shape is the largest object?' on images with exactly one large object."""
+    keep = [i for i, objects in enumerate(dataset["objects"]) if sum(o["size"] == "large" for o in objects) == 1]
+    subset = dataset.select(keep)
+    prompts, classes = largest_object_prompts(template)
+    truth = torch.tensor([classes.index(next((o["colour"], o["shape"]) for o in objs if o["size"] == "large")) for objs in subset["objects"]])
+    predicted = zero_shot_predict(model, images_to_tensor(subset["image"]), prompts)
+    return {"accuracy": (predicted == truth).float().mean().item(), "n": len(keep), "predicted": predicted, "truth": truth}
+
+
+# ---------------------------------------------------------------- the cached encoder
+
+
+def models_dir() -> Path:
+    """Where pretrained encoders are cached: <config.cache_dir()>/models."""
+    return run_config.cache_dir() / "models"
+
+
+def recipe_path(recipe: PretrainConfig) -> Path:
+    """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting>."""
+    digest = hashlib.sha1(json.dumps(config_to_dict(recipe), sort_keys=True).encode()).hexdigest()[:10]
+    return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
+
+
+def save_pretrained(model: ContrastiveModel, recipe: PretrainConfig) -> Path:
+    """Save a model trained with `recipe` where `pretrained_model` will look for it."""
+    return save_checkpoint(recipe_path(recipe), model, model.config)
+
+
+def load_pretrained(recipe: PretrainConfig) -> ContrastiveModel:
+    """The cached model for `recipe`; FileNotFoundError when it was never saved."""
+    return load_checkpoint(recipe_path(recipe), ContrastiveModel(recipe.model), recipe.model).eval()
+
+
+def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bool = True) -> ContrastiveModel:
+    """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached."""
+    recipe = default_recipe(quick, loss)
+    path = recipe_path(recipe)
+    if (path / WEIGHTS).is_file() and (path / CONFIG).is_file():
+        return load_pretrained(recipe)
+    model, _ = train_contrastive(recipe, progress=progress)
+    save_pretrained(model, recipe)
+    return model
+
+
+def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True) -> ViT:
+    """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
+    vit = pretrained_model(quick, loss, progress).vit.eval()
+    return vit.requires_grad_(False)

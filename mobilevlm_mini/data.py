@@ -1,0 +1,388 @@
+"""The shapes world: coloured shapes on a 3 x 3 grid, drawn with numpy, with captions and questions.
+
+The course cannot download images, so it draws its own. Every example is one image with
+1-4 shapes, a caption, and a multi-turn conversation of question/answer pairs, all deterministic
+from a seed. Splits are Hugging Face `datasets.Dataset`s, cached on disk.
+
+Public API
+- Constants: SHAPES, PLURALS, COLOURS (name -> RGB), SIZES, GRID, POSITIONS (the 9 cell names,
+  row by row), NUMBERS, DIRECTIONS, QUESTION_TYPES (COARSE_TYPES + FINE_TYPES), SPLIT_SEEDS.
+- `WorldConfig`: image size, object counts, which shapes/colours; validated on creation.
+- `SceneObject` (shape, colour, size, row, col); `sample_scene(rng, config)` -> list of them.
+- `draw_scene(objects, config, rng)` -> (H, W, 3) uint8 image, anti-aliased by supersampling.
+- `caption(objects, places)`, `conversation(objects, rng)` -> [(question_type, question, answer), ...].
+- `make_example(seed, index, config)` -> one row as a dict.
+- `generate_dataset(n, seed, config, progress)` -> `datasets.Dataset` (not cached).
+- `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test".
+- `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1]; `text_corpus(dataset)` -> lines;
+  `scene_objects(row)` -> the row's objects as `SceneObject`s.
+- `vocabulary()`: every token the captions, questions and answers can contain.
+- `data_dir()`: where splits are cached (<config.cache_dir()>/data).
+
+Rows have columns: image (Image), caption, questions, answers, question_types (lists of strings,
+one conversation per image), objects (list of {shape, colour, size, row, col}), index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mobilevlm_mini.config import cache_dir
+from mobilevlm_mini.tokenizer import split_words
+
+SHAPES = ("circle", "square", "triangle", "diamond", "cross")
+PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds", "cross": "crosses"}
+COLOURS = {
+    "red": (220, 40, 40),
+    "orange": (245, 140, 20),
+    "yellow": (235, 205, 30),
+    "green": (40, 160, 60),
+    "blue": (40, 90, 220),
+    "purple": (140, 60, 190),
+}
+SIZES = ("small", "large")
+SIZE_RADIUS = {"small": 0.22, "large": 0.42}  # radius as a fraction of a grid cell
+GRID = 3
+POSITIONS = ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom", "bottom right")
+NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIRECTIONS = {"left of": (0, -1), "right of": (0, 1), "above": (-1, 0), "below": (1, 0)}  # (d_row, d_col)
+COARSE_TYPES = ("colour", "shape", "position", "count", "exists")
+FINE_TYPES = ("size", "small", "neighbour")  # need detail that token reduction may blur
+QUESTION_TYPES = COARSE_TYPES + FINE_TYPES
+SPLIT_SEEDS = {"train": 1_000, "validation": 2_000, "test": 3_000}
+DATA_VERSION = 2  # bump when drawing or text changes, so old caches are not reused
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """What the world may contain: image side in pixels, objects per image, shapes and colours."""
+
+    image_size: int = 64
+    min_objects: int = 1
+    max_objects: int = 4
+    shapes: tuple[str, ...] = SHAPES
+    colours: tuple[str, ...] = tuple(COLOURS)
+    supersample: int = 4  # sub-pixels per side for anti-aliasing
+
+    def __post_init__(self):
+        if self.image_size <= 0:
+            raise ValueError(f"image_size must be a positive number of pixels, got {self.image_size}")
+        if self.supersample <= 0:
+            raise ValueError(f"supersample must be a positive integer, got {self.supersample}")
+        for name in self.shapes:
+            _check_name(name, SHAPES, "shape")
+        for name in self.colours:
+            _check_name(name, tuple(COLOURS), "colour")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"need 1 <= min_objects <= max_objects, got min_objects={self.min_objects}, max_objects={self.max_objects}")
+        capacity = min(GRID * GRID, len(self.shapes) * len(self.colours))
+        if self.max_objects > capacity:
+            raise ValueError(
+                f"max_objects={self.max_objects} cannot fit: a {GRID}x{GRID} grid with {len(self.shapes)} shapes x "
+                f"{len(self.colours)} colours holds at most {capacity} distinct objects"
+            )
+
+
+def _check_name(name: str, allowed: tuple[str, ...], kind: str) -> None:
+    if name not in allowed:
+        raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One shape in a scene: what it is and which grid cell (row, col) it sits in."""
+
+    shape: str
+    colour: str
+    size: str
+    row: int
+    col: int
+
+    def __post_init__(self):
+        _check_name(self.shape, SHAPES, "shape")
+        _check_name(self.colour, tuple(COLOURS), "colour")
+        _check_name(self.size, SIZES, "size")
+        if not (0 <= self.row < GRID and 0 <= self.col < GRID):
+            raise ValueError(f"cell ({self.row}, {self.col}) is outside the {GRID}x{GRID} grid; rows and cols go from 0 to {GRID - 1}")
+
+    @property
+    def position(self) -> str:
+        """The cell's name, e.g. 'top left'."""
+        return POSITIONS[self.row * GRID + self.col]
+
+    @property
+    def name(self) -> str:
+        """Colour and shape, e.g. 'red circle' (unique within a scene)."""
+        return f"{self.colour} {self.shape}"
+
+
+# ---------------------------------------------------------------- scenes
+
+
+def sample_scene(rng: np.random.Generator, config: WorldConfig = WorldConfig()) -> list[SceneObject]:
+    """A random scene: distinct cells, distinct (colour, shape) pairs, so every object can be named."""
+    count = int(rng.integers(config.min_objects, config.max_objects + 1))
+    cells = rng.choice(GRID * GRID, size=count, replace=False)
+    kinds = rng.choice(len(config.shapes) * len(config.colours), size=count, replace=False)
+    objects = [
+        SceneObject(
+            shape=config.shapes[kind % len(config.shapes)],
+            colour=config.colours[kind // len(config.shapes)],
+            size=SIZES[int(rng.integers(len(SIZES)))],
+            row=int(cell) // GRID,
+            col=int(cell) % GRID,
+        )
+        for cell, kind in zip(cells, kinds)
+    ]
+    return sorted(objects, key=lambda o: (o.row, o.col))  # reading order
+
+
+def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Which points (u, v), in units of the shape's radius around its centre, lie inside it (v points down)."""
+    if shape == "circle":
+        return u * u + v * v <= 1.0
+    if shape == "square":
+        return (np.abs(u) <= 0.8) & (np.abs(v) <= 0.8)
+    if shape == "diamond":
+        return np.abs(u) + np.abs(v) <= 1.0
+    if shape == "triangle":  # apex up at v = -1, base at v = 0.75
+        return (v <= 0.75) & (np.abs(u) <= (v + 1.0) * 0.58)
+    if shape == "cross":
+        return ((np.abs(u) <= 0.3) & (np.abs(v) <= 0.95)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 0.95))
+    raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A light background with a random tint and a faint gradient: (H, W, 3) float."""
+    tint = 232.0 + rng.uniform(-10, 10, size=3)  # (3,)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.linspace(-1, 1, size)
+    gradient = 8.0 * (np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None])  # (H, W)
+    return tint[None, None, :] + gradient[:, :, None]
+
+
+def draw_scene(objects: Iterable[SceneObject], config: WorldConfig = WorldConfig(), rng: np.random.Generator | None = None) -> np.ndarray:
+    """Draw the objects: (H, W, 3) uint8. Edges are anti-aliased by averaging supersample^2 sub-pixels."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    size, s = config.image_size, config.supersample
+    image = _background(rng, size)  # (H, W, 3)
+    cell = size / GRID
+    for obj in objects:
+        radius = SIZE_RADIUS[obj.size] * cell
+        cx, cy = (np.array([obj.col, obj.row]) + 0.5 + rng.uniform(-0.06, 0.06, size=2)) * cell
+        x0, x1 = max(int(cx - radius) - 1, 0), min(int(cx + radius) + 2, size)
+        y0, y1 = max(int(cy - radius) - 1, 0), min(int(cy + radius) + 2, size)
+        xs = x0 + (np.arange((x1 - x0) * s) + 0.5) / s  # sub-pixel centres
+        ys = y0 + (np.arange((y1 - y0) * s) + 0.5) / s
+        inside = _inside(obj.shape, (xs[None, :] - cx) / radius, (ys[:, None] - cy) / radius)  # (h*s, w*s)
+        alpha = inside.reshape(y1 - y0, s, x1 - x0, s).mean(axis=(1, 3))[:, :, None]  # coverage (h, w, 1)
+        patch = image[y0:y1, x0:x1]
+        image[y0:y1, x0:x1] = patch * (1 - alpha) + np.array(COLOURS[obj.colour], dtype=float) * alpha
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- text
+
+
+def _place(obj: SceneObject) -> str:
+    """Where an object is, as a phrase: 'at the top left', 'on the left', 'in the centre'."""
+    if obj.position == "centre":
+        return "in the centre"
+    if obj.position in ("left", "right"):
+        return f"on the {obj.position}"
+    return f"at the {obj.position}"
+
+
+def caption(objects: list[SceneObject], places: bool = True) -> str:
+    """'a large red circle at the top left and a small blue square in the centre' (reading order; places optional)."""
+    parts = [f"a {o.size} {o.name} {_place(o)}" if places else f"a {o.size} {o.name}" for o in objects]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _a(noun: str) -> str:
+    """'a red circle', 'an orange square'."""
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def _ref(obj: SceneObject, objects: list[SceneObject]) -> str:
+    """The shortest unambiguous name: 'circle' when it is the only circle, else 'red circle'."""
+    return obj.shape if sum(o.shape == obj.shape for o in objects) == 1 else obj.name
+
+
+def conversation(objects: list[SceneObject], rng: np.random.Generator, config: WorldConfig = WorldConfig()) -> list[tuple[str, str, str]]:
+    """One (question_type, question, answer) per type that this scene makes uniquely answerable."""
+    pick = lambda items: items[int(rng.integers(len(items)))]  # noqa: E731
+    turns = []
+
+    target = pick(objects)  # colour: name it by shape, adding its place when the shape repeats
+    shape_ref = target.shape if _ref(target, objects) == target.shape else f"{target.shape} {_place(target)}"
+    turns.append(("colour", f"what colour is the {shape_ref}?", target.colour))
+
+    target = pick(objects)
+    turns.append(("shape", f"what shape is {_place(target)}?", target.shape))
+
+    target = pick(objects)
+    turns.append(("position", f"where is the {_ref(target, objects)}?", target.position))
+
+    kind = pick(["all", "shape", "colour"])
+    if kind == "all":
+        question, count = "how many shapes are there?", len(objects)
+    elif kind == "shape":
+        shape = pick([o.shape for o in objects]) if rng.random() < 0.7 else pick(config.shapes)
+        question, count = f"how many {PLURALS[shape]} are there?", sum(o.shape == shape for o in objects)
+    else:
+        colour = pick([o.colour for o in objects]) if rng.random() < 0.7 else pick(config.colours)
+        question, count = f"how many {colour} shapes are there?", sum(o.colour == colour for o in objects)
+    turns.append(("count", question, NUMBERS[count]))
+
+    present = {o.name for o in objects}
+    if rng.random() < 0.5:
+        turns.append(("exists", f"is there {_a(pick(objects).name)}?", "yes"))
+    else:  # a near miss: same colour or same shape as something in the scene, when possible
+        other = pick(objects)
+        near = [f"{c} {s}" for c in config.colours for s in config.shapes if (c == other.colour or s == other.shape) and f"{c} {s}" not in present]
+        absent = [f"{c} {s}" for c in config.colours for s in config.shapes if f"{c} {s}" not in present]
+        turns.append(("exists", f"is there {_a(pick(near or absent))}?", "no"))
+
+    target = pick(objects)
+    turns.append(("size", f"what size is the {_ref(target, objects)}?", target.size))
+
+    small = [o for o in objects if o.size == "small"]
+    lone_small = [o for o in small if sum(s.shape == o.shape for s in small) == 1]
+    if lone_small:
+        target = pick(lone_small)
+        turns.append(("small", f"what colour is the small {target.shape}?", target.colour))
+
+    cells = {(o.row, o.col): o for o in objects}
+    pairs = [(o, d, cells[o.row + dr, o.col + dc]) for o in objects for d, (dr, dc) in DIRECTIONS.items() if (o.row + dr, o.col + dc) in cells]
+    if pairs:
+        target, direction, neighbour = pairs[int(rng.integers(len(pairs)))]
+        turns.append(("neighbour", f"what is {direction} the {_ref(target, objects)}?", neighbour.name))
+    return turns
+
+
+def vocabulary() -> list[str]:
+    """Every token that a caption, question or answer of the shapes world can contain, sorted."""
+    templates = [
+        "a an and , at the in on",  # captions
+        "what colour is the ? shape where how many are there shapes is there size small of",  # questions
+        "yes no",
+        " ".join(SHAPES), " ".join(PLURALS.values()), " ".join(COLOURS), " ".join(SIZES),
+        " ".join(POSITIONS), " ".join(NUMBERS), " ".join(DIRECTIONS),
+    ]
+    return sorted({word for line in templates for word in split_words(line)})
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def make_example(seed: int, index: int, config: WorldConfig = WorldConfig()) -> dict:
+    """Example `index` of the split with base `seed`: image PNG, caption, conversation, objects."""
+    rng = np.random.default_rng([seed, index])  # each example independent: a prefix of a split is a smaller split
+    objects = sample_scene(rng, config)
+    image = draw_scene(objects, config, rng)
+    turns = conversation(objects, rng, config)
+    return {
+        "image": {"bytes": _png(image), "path": None},
+        "caption": caption(objects),
+        "questions": [q for _, q, _ in turns],
+        "answers": [a for _, _, a in turns],
+        "question_types": [t for t, _, _ in turns],
+        "objects": [asdict(o) for o in objects],
+        "index": index,
+    }
+
+
+def features():
+    """The `datasets.Features` of a shapes-world split."""
+    from datasets import Features, Image as ImageFeature, List, Value
+
+    obj = {"shape": Value("string"), "colour": Value("string"), "size": Value("string"), "row": Value("int8"), "col": Value("int8")}
+    return Features({
+        "image": ImageFeature(),
+        "caption": Value("string"),
+        "questions": List(Value("string")),
+        "answers": List(Value("string")),
+        "question_types": List(Value("string")),
+        "objects": List(obj),
+        "index": Value("int32"),
+    })
+
+
+def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(), progress: bool = False):
+    """Draw n examples from `seed` into a `datasets.Dataset` (in memory; see `load_split` for the cache)."""
+    from datasets import Dataset
+    from tqdm.auto import tqdm
+
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of examples, got {n}")
+    rows = [make_example(seed, i, config) for i in tqdm(range(n), desc="drawing shapes", disable=not progress)]
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    return Dataset.from_dict(columns, features=features())
+
+
+def data_dir() -> Path:
+    """Where splits are cached: <config.cache_dir()>/data."""
+    return cache_dir() / "data"
+
+
+def _split_key(split: str, n: int, config: WorldConfig) -> str:
+    recipe = json.dumps({"split": split, "n": n, "config": asdict(config), "version": DATA_VERSION}, sort_keys=True)
+    return f"{split}-{n}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
+
+
+def load_split(split: str = "train", n: int = 1000, config: WorldConfig = WorldConfig(), progress: bool = True):
+    """The split's first n examples as a `datasets.Dataset`, from the cache or drawn and cached once."""
+    from datasets import load_from_disk
+
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_SEEDS)}")
+    path = data_dir() / _split_key(split, n, config)
+    if not path.exists():
+        dataset = generate_dataset(n, SPLIT_SEEDS[split], config, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
+        dataset.save_to_disk(str(tmp))
+        try:
+            os.replace(tmp, path)  # atomic: a reader never sees half a split
+        except OSError:  # another process saved the same split first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_from_disk(str(path))
+
+
+def scene_objects(row: dict) -> list[SceneObject]:
+    """The objects of a dataset row as `SceneObject`s."""
+    return [SceneObject(**o) for o in row["objects"]]
+
+
+def images_to_tensor(images: list) -> torch.Tensor:
+    """PIL images or (H, W, 3) uint8 arrays -> (B, 3, H, W) float32 in [0, 1]."""
+    array = np.stack([np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image) for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(255.0)  # (B, 3, H, W)
+
+
+def text_corpus(dataset) -> list[str]:
+    """Language-model text: every caption, and every 'question answer' line."""
+    lines = []
+    for row in dataset.select_columns(["caption", "questions", "answers"]):
+        lines.append(row["caption"])
+        lines.extend(f"{q} {a}" for q, a in zip(row["questions"], row["answers"]))
+    return lines

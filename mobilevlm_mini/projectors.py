@@ -1,0 +1,320 @@
+"""Projectors: turn the vision encoder's patch tokens into tokens the language model reads (lesson 05).
+
+Every projector maps (B, N, D_vision) tokens, laid out row by row on an h x w grid, to
+(B, N_out, D_llm). They differ in how many tokens they keep and in what each output token sees:
+
+    mlp            Linear -> GELU -> Linear on each token (LLaVA-1.5)                N_out = N
+    ldp            the MLP, then two MobileNetV3 blocks, the second with stride 2    N_out = N / 4
+                   (MobileVLM; github.com/Meituan-AutoML/MobileVLM)
+    pool           the MLP, then s x s average pooling                              N_out = N / s^2
+    ldpv2          `pool` with s = 2, then a depthwise 3x3 conv added back (PEG)      N_out = N / 4
+                   (MobileVLM V2)
+    pixel_shuffle  fold each s x s block of tokens into channels, then one Linear    N_out = N / s^2
+                   (nanoVLM, Idefics3)
+    resampler      learned queries cross-attend to all tokens (Perceiver, Q-Former,  N_out = num_queries
+                   Qwen-VL)
+
+Build one by name with `build_projector(name, vision_dim, llm_dim, **options)`.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from mobilevlm_mini.attention import MLP, MultiHeadAttention
+from mobilevlm_mini.patches import grid_shape, sincos_2d
+
+
+def token_grid(num_tokens: int, factor: int = 1, name: str = "this projector") -> tuple[int, int]:
+    """(h, w) of a square token grid whose side `factor` divides, with a clear error otherwise."""
+    h, w = grid_shape(num_tokens)
+    if h % factor:
+        raise ValueError(
+            f"{name} needs a grid side divisible by {factor}, got {num_tokens} tokens = a {h}x{w} grid; "
+            f"expected a side such as {h // factor * factor or factor} or {(h // factor + 1) * factor}"
+        )
+    return h, w
+
+
+def to_grid(x: torch.Tensor, h: int) -> torch.Tensor:
+    """(B, N, C) tokens in row-major order -> (B, C, h, w) feature map."""
+    return rearrange(x, "b (h w) c -> b c h w", h=h)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) feature map -> (B, h*w, C) tokens in row-major order."""
+    return rearrange(x, "b c h w -> b (h w) c")
+
+
+class Projector(nn.Module):
+    """What every projector shares: a registry name, its two widths, a check that the input is (B, N, vision_dim)."""
+
+    name = "projector"
+
+    def __init__(self, vision_dim: int, llm_dim: int):
+        super().__init__()
+        if vision_dim <= 0 or llm_dim <= 0:
+            raise ValueError(f"widths must be positive, got vision_dim={vision_dim}, llm_dim={llm_dim}")
+        self.vision_dim, self.llm_dim = vision_dim, llm_dim
+
+    def check(self, x: torch.Tensor) -> None:
+        """Raise a ValueError unless x is a batch of tokens (B, N, vision_dim)."""
+        if x.ndim != 3 or x.shape[-1] != self.vision_dim:
+            raise ValueError(f"expected tokens shaped (B, N, {self.vision_dim}), got {tuple(x.shape)}")
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        raise NotImplementedError
+
+
+class MLPProjector(Projector):
+    """Linear -> GELU -> Linear on each token (LLaVA-1.5's `mlp2x_gelu`): N_out = N, any N."""
+
+    name = "mlp"
+
+    def __init__(self, vision_dim: int, llm_dim: int):
+        super().__init__(vision_dim, llm_dim)
+        self.fc1 = nn.Linear(vision_dim, llm_dim)
+        self.fc2 = nn.Linear(llm_dim, llm_dim)
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        return num_tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        return self.fc2(F.gelu(self.fc1(x)))  # (B, N, D_llm)
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map, each grid position on its own (timm's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rearrange(super().forward(rearrange(x, "b c h w -> b h w c")), "b h w c -> b c h w")
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: average the whole map, squeeze to ~C/4, re-weight every channel by a gate in [0, 1]."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        squeezed = max(8, (channels // 4 + 4) // 8 * 8)  # a quarter, to a multiple of 8, as in MobileNetV3
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1): one summary of the whole grid
+        scale = F.hardsigmoid(self.fc2(F.relu(self.fc1(scale))))
+        return x * scale  # (B, C, H, W)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV3 block without expansion: depthwise 3x3 -> LN -> Hardswish -> SE -> pointwise 1x1 -> LN (+ x if stride 1)."""
+
+    def __init__(self, channels: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.depthwise = nn.Conv2d(channels, channels, 3, stride=stride, padding=1, groups=channels, bias=False)
+        self.norm1 = ChannelLayerNorm(channels)
+        self.se = SqueezeExcite(channels)
+        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
+        self.norm2 = ChannelLayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.hardswish(self.norm1(self.depthwise(x)))  # (B, C, H/s, W/s): each position mixes its 3x3 window
+        y = self.norm2(self.pointwise(self.se(y)))  # mixes channels, position by position
+        return x + y if self.stride == 1 else y  # a residual only where the shapes match
+
+
+class LDP(Projector):
+    """MobileVLM's lightweight downsample projector: MLP, then inverted-residual blocks of stride 1 and 2: N_out = N / 4."""
+
+    name = "ldp"
+
+    def __init__(self, vision_dim: int, llm_dim: int):
+        super().__init__(vision_dim, llm_dim)
+        self.mlp = MLPProjector(vision_dim, llm_dim)
+        self.block1 = InvertedResidual(llm_dim, stride=1)
+        self.block2 = InvertedResidual(llm_dim, stride=2)
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        h, w = token_grid(num_tokens, 2, self.name)
+        return (h // 2) * (w // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        h, _ = token_grid(x.shape[1], 2, self.name)
+        x = to_grid(self.mlp(x), h)  # (B, D_llm, h, w)
+        x = self.block2(self.block1(x))  # (B, D_llm, h/2, w/2)
+        return to_tokens(x)  # (B, N/4, D_llm)
+
+
+class PoolProjector(Projector):
+    """MLP, then s x s average pooling of the token grid: N_out = N / s^2 (LDPv2 without its PEG)."""
+
+    name = "pool"
+
+    def __init__(self, vision_dim: int, llm_dim: int, factor: int = 2):
+        super().__init__(vision_dim, llm_dim)
+        self.factor = factor
+        self.mlp = MLPProjector(vision_dim, llm_dim)
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        token_grid(num_tokens, self.factor, self.name)
+        return num_tokens // self.factor**2
+
+    def downsample(self, x: torch.Tensor) -> torch.Tensor:
+        """MLP each token, then average each disjoint s x s block: (B, N, D_vision) -> (B, D_llm, h/s, w/s)."""
+        self.check(x)
+        h, _ = token_grid(x.shape[1], self.factor, self.name)
+        return F.avg_pool2d(to_grid(self.mlp(x), h), self.factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return to_tokens(self.downsample(x))  # (B, N/s^2, D_llm)
+
+
+class LDPv2(PoolProjector):
+    """MobileVLM V2's projector: MLP, 2x2 average pooling, then a depthwise 3x3 conv added back (PEG): N_out = N / 4."""
+
+    name = "ldpv2"
+
+    def __init__(self, vision_dim: int, llm_dim: int, factor: int = 2):
+        super().__init__(vision_dim, llm_dim, factor)
+        # positional-encoding generator: each token learns where it sits from its 3x3 neighbourhood
+        self.peg = nn.Conv2d(llm_dim, llm_dim, 3, padding=1, groups=llm_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)  # (B, D_llm, h/2, w/2)
+        return to_tokens(x + self.peg(x))  # (B, N/4, D_llm)
+
+
+class PixelShuffle(Projector):
+    """Fold each s x s block of tokens into one token of s^2 times the width, then one Linear: N_out = N / s^2."""
+
+    name = "pixel_shuffle"
+
+    def __init__(self, vision_dim: int, llm_dim: int, factor: int = 2):
+        super().__init__(vision_dim, llm_dim)
+        self.factor = factor
+        self.proj = nn.Linear(vision_dim * factor**2, llm_dim, bias=False)
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        token_grid(num_tokens, self.factor, self.name)
+        return num_tokens // self.factor**2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        h, _ = token_grid(x.shape[1], self.factor, self.name)
+        s = self.factor
+        x = rearrange(x, "b (h p w q) d -> b (h w) (p q d)", h=h // s, p=s, q=s)  # (B, N/s^2, s^2 D_vision)
+        return self.proj(x)  # (B, N/s^2, D_llm)
+
+
+class Resampler(Projector):
+    """Learned queries cross-attend to every token, then an MLP (one Perceiver-resampler layer): N_out = num_queries.
+
+    Each query may read any token. With `positions=True` (as in Qwen-VL's resampler) fixed 2-D sin-cos
+    positions are added to the tokens it reads, so a query can ask for a place; that needs a square
+    grid. With `positions=False` any number of tokens works.
+    """
+
+    name = "resampler"
+
+    def __init__(
+        self, vision_dim: int, llm_dim: int, num_queries: int = 16, num_heads: int = 4, mlp_ratio: float = 4.0, positions: bool = True
+    ):
+        super().__init__(vision_dim, llm_dim)
+        if num_queries <= 0:
+            raise ValueError(f"num_queries must be a positive number of output tokens, got {num_queries}")
+        self.positions = positions
+        self.queries = nn.Parameter(torch.randn(num_queries, llm_dim) * llm_dim**-0.5)
+        self.norm_context = nn.LayerNorm(vision_dim)
+        self.norm_queries = nn.LayerNorm(llm_dim)
+        self.cross = MultiHeadAttention(llm_dim, num_heads, context_dim=vision_dim)
+        self.norm_mlp = nn.LayerNorm(llm_dim)
+        self.mlp = MLP(llm_dim, int(llm_dim * mlp_ratio))
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        return self.queries.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        context = self.norm_context(x)  # (B, N, D_vision)
+        if self.positions:
+            h, w = grid_shape(x.shape[1])
+            context = context + sincos_2d(h, w, self.vision_dim).to(x)  # where each token sits on the grid
+        q = self.queries.expand(x.shape[0], -1, -1)  # (B, Q, D_llm), the same queries for every image
+        q = q + self.cross(self.norm_queries(q), context=context)  # each query reads all N tokens
+        return q + self.mlp(self.norm_mlp(q))  # (B, Q, D_llm)
+
+
+PROJECTORS: dict[str, type[Projector]] = {
+    cls.name: cls for cls in (MLPProjector, LDP, PoolProjector, LDPv2, PixelShuffle, Resampler)
+}
+
+
+def build_projector(name: str, vision_dim: int, llm_dim: int, **options) -> Projector:
+    """The projector called `name` (a key of PROJECTORS), mapping width vision_dim to llm_dim."""
+    if name not in PROJECTORS:
+        raise ValueError(f"unknown projector {name!r}; expected one of {sorted(PROJECTORS)}")
+    accepted = sorted(set(inspect.signature(PROJECTORS[name]).parameters) - {"vision_dim", "llm_dim"})
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"projector {name!r} has no option {unknown}; it accepts {accepted or 'no options'}")
+    return PROJECTORS[name](vision_dim, llm_dim, **options)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable numbers in a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _sdpa_cpu_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)  # PyTorch's own formula, for the CPU kernel it does not map
+
+
+def count_flops(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass on x, from PyTorch's counter (matmuls, convs, attention; not elementwise ops)."""
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        module(x)
+    return counter.get_total_flops()
+
+
+def projector_cost(name: str, vision_dim: int, llm_dim: int, num_tokens: int, **options) -> dict[str, int | str]:
+    """Tokens out, parameters and FLOPs (one image) of a projector at the given sizes."""
+    projector = build_projector(name, vision_dim, llm_dim, **options)
+    x = torch.zeros(1, num_tokens, vision_dim)
+    return {
+        "projector": name,
+        "tokens_in": num_tokens,
+        "tokens_out": projector.num_tokens_out(num_tokens),
+        "params": count_parameters(projector),
+        "flops": count_flops(projector, x),
+    }
+
+
+def influence_map(projector: Projector, tokens: torch.Tensor, index: int) -> torch.Tensor:
+    """How strongly each input token moves output token `index`: the norm of d out[index] / d tokens[n], shape (N,).
+
+    tokens: (N, D_vision) for one image. Uses the full Jacobian, so no cancellation between channels.
+    """
+    n_out = projector.num_tokens_out(tokens.shape[0])
+    if not 0 <= index < n_out:
+        raise ValueError(f"index {index} is out of range: this projector returns {n_out} tokens (0..{n_out - 1})")
+
+    def one_output(x: torch.Tensor) -> torch.Tensor:
+        return projector(x[None])[0, index]  # (D_llm,)
+
+    jacobian = torch.autograd.functional.jacobian(one_output, tokens, vectorize=True)  # (D_llm, N, D_vision)
+    return jacobian.pow(2).sum(dim=(0, 2)).sqrt()  # (N,)

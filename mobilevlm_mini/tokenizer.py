@@ -1,0 +1,116 @@
+"""A word-level tokenizer for the shapes world's language (lesson 06).
+
+Real LLMs (MobileLLaMA included: 32,000 SentencePiece tokens) use sub-word byte-pair encoding so
+that any text can be written down. The course's language is closed, a few dozen words, so one token
+per word is enough and easier to read; a word outside the vocabulary is an error, never a silent <unk>.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+# <image> marks where the projected picture goes; <user> / <assistant> open the turns of a chat.
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<image>", "<user>", "<assistant>")
+PUNCTUATION = ("?", ",", ".")
+_PIECES = re.compile(r"<[a-z]+>|[\w'-]+|[^\w\s]")  # a special token, a word, or one punctuation mark
+
+
+def split_words(text: str) -> list[str]:
+    """Lower-case text cut into words, special tokens and punctuation marks: "Is it red?" -> is, it, red, ?"""
+    return _PIECES.findall(text.lower())
+
+
+class Tokenizer:
+    """Maps words to ids and back: ids 0-5 are the special tokens, then punctuation, then the words.
+
+    `tokens[i]` is the token with id i; `ids[token]` is the id of a token.
+    """
+
+    def __init__(self, tokens: list[str]):
+        if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"the vocabulary must start with the special tokens {list(SPECIAL_TOKENS)}, got {tokens[:len(SPECIAL_TOKENS)]}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(f"the vocabulary repeats tokens: {sorted({t for t in tokens if tokens.count(t) > 1})}")
+        self.tokens = list(tokens)
+        self.ids = {token: i for i, token in enumerate(self.tokens)}
+        self.pad_id, self.bos_id, self.eos_id, self.image_id, self.user_id, self.assistant_id = range(len(SPECIAL_TOKENS))
+
+    @classmethod
+    def from_words(cls, words: list[str]) -> Tokenizer:
+        """A tokenizer for these words (order kept, repeats dropped), after the special tokens and punctuation."""
+        bad = [w for w in words if split_words(w) != [w]]
+        if bad:
+            raise ValueError(f"vocabulary entries must be single lower-case words or punctuation marks, got {bad}")
+        return cls(list(dict.fromkeys([*SPECIAL_TOKENS, *PUNCTUATION, *words])))
+
+    @classmethod
+    def default(cls) -> Tokenizer:
+        """The tokenizer for the shapes world's vocabulary (`mobilevlm_mini.data.vocabulary()`)."""
+        from mobilevlm_mini.data import vocabulary
+
+        return cls.from_words(list(vocabulary()))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens, special ones included."""
+        return len(self.tokens)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def encode(self, text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:
+        """Text -> token ids, with <bos> first (and <eos> last if asked); unknown words raise a ValueError."""
+        words = split_words(text)
+        unknown = sorted({w for w in words if w not in self.ids})
+        if unknown:
+            raise ValueError(f"unknown words {unknown} in {text!r}; the vocabulary holds {self.vocab_size} tokens, see tokenizer.tokens")
+        return [self.bos_id] * add_bos + [self.ids[w] for w in words] + [self.eos_id] * add_eos
+
+    def decode(self, ids: list[int] | torch.Tensor, skip_special: bool = True) -> str:
+        """Token ids -> text: words joined by spaces, punctuation attached to the word before it."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"token ids {bad} are outside the vocabulary [0, {self.vocab_size})")
+        words = [self.tokens[i] for i in ids if not (skip_special and i < len(SPECIAL_TOKENS))]
+        return re.sub(r" ([^\w\s<])(?=\s|$)", r"\1", " ".join(words))
+
+    def pad(self, sequences: list[list[int]], padding_side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad id lists to one length: (input_ids, attention_mask), each (B, N) long; mask 1 = real token.
+
+        Pad on the right for training, on the left for generation (new tokens then follow every prompt).
+        """
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        if not sequences:
+            raise ValueError("cannot pad an empty list of sequences")
+        length = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros(len(sequences), length, dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            cols = slice(length - len(seq), length) if padding_side == "left" else slice(0, len(seq))
+            ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+            mask[row, cols] = 1
+        return ids, mask
+
+    def encode_batch(
+        self, texts: list[str], add_bos: bool = True, add_eos: bool = False, padding_side: str = "right"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode several texts and pad them: (input_ids, attention_mask), each (B, N)."""
+        return self.pad([self.encode(t, add_bos, add_eos) for t in texts], padding_side)
+
+    def save(self, path: str | Path) -> None:
+        """Write the vocabulary as JSON."""
+        Path(path).write_text(json.dumps({"tokens": self.tokens}, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        """Read a tokenizer written by `save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no tokenizer file at {path}; write one with tokenizer.save(path)")
+        return cls(json.loads(path.read_text())["tokens"])

@@ -1,0 +1,332 @@
+"""Training the tiny MobileVLM: one loop for every stage, checkpoints, resume, evaluation (lesson 07).
+
+The recipe follows MobileVLM, shrunk to a CPU:
+    align     stage 1: image -> caption; only the projector learns (ViT and LLM frozen)
+    instruct  stage 2: image -> multi-turn question/answer conversation; projector and LLM learn (ViT frozen)
+Both stages use AdamW, a linear warm-up then a cosine decay, and gradient clipping.
+
+The ViT never changes, so each image's patch tokens are computed once (`prepare_split`) and reused
+every epoch. The batch at step s is a pure function of (seed, stage, s), so resuming from a checkpoint
+needs only the weights, the optimizer and scheduler state and the step: `train(config, out, resume=True)`
+ends with exactly the weights of an uninterrupted run.
+
+A checkpoint folder holds model.safetensors + config.json (the whole TrainConfig) + trainer_state.pt,
+each written atomically (`checkpoint.py`); trainer_state.pt records a digest of the weights it belongs to.
+
+Public API
+- `PreparedSplit`, `load_images(split, n, encoder_quick)`, `split_from_dataset(model, dataset)`,
+  `prepare_split(model, split, n, encoder_quick)`,
+  `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
+- `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `lr_factor`.
+- `batch_rows`, `conversation_batch`, `caption_batch`: what one step trains on.
+- `train(config, out, resume, ...)` -> (model, history); `predict(model, split)` -> records;
+  `exact_match(records)` -> overall and per question type; `load_trained(directory)` -> (model, config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mobilevlm_mini.checkpoint import (
+    CONFIG, TRAINER_STATE, WEIGHTS, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state,
+)
+from mobilevlm_mini.config import StageConfig, TrainConfig, seed_everything
+from mobilevlm_mini.contrastive import default_recipe, pretrained_vit
+from mobilevlm_mini.data import QUESTION_TYPES, images_to_tensor, load_split
+from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
+
+STAGES = ("align", "instruct")
+TRAINS = {"align": ("projector",), "instruct": ("projector", "llm")}  # which parts learn in each stage
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class PreparedSplit:
+    """One split, ready to train on: frozen ViT features, captions, and each image's (type, question, answer) turns."""
+
+    features: torch.Tensor  # (N, N_patches, D_vision)
+    captions: list[str]
+    conversations: list[list[tuple[str, str, str]]]
+    dataset: object  # the datasets.Dataset it came from (images for plots)
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def load_images(split: str, n: int, encoder_quick: bool = False):
+    """The first n images of a split; the training split reuses the cached images the ViT was pretrained on."""
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of images, got {n}")
+    drawn = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n  # a prefix of a split is a smaller split
+    return load_split(split, drawn, progress=False).select(range(n))
+
+
+def split_from_dataset(model: MobileVLM, dataset) -> PreparedSplit:
+    """Run the frozen ViT once over a shapes-world dataset's images and keep its texts."""
+    features = model.encode_images(images_to_tensor(dataset["image"]))  # (n, N, D_vision)
+    conversations = [list(zip(t, q, a)) for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"])]
+    return PreparedSplit(features, dataset["caption"], conversations, dataset)
+
+
+def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False) -> PreparedSplit:
+    """The first n images of a split, with their ViT features computed once."""
+    return split_from_dataset(model, load_images(split, n, encoder_quick))
+
+
+def prepare_data(model: MobileVLM, config: TrainConfig) -> dict[str, PreparedSplit]:
+    """The training and validation splits of a run (the test split is only for the final report)."""
+    return {
+        "train": prepare_split(model, "train", config.n_train, config.encoder_quick),
+        "validation": prepare_split(model, "validation", config.n_val, config.encoder_quick),
+    }
+
+
+def batch_rows(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """Rows of batch `step` when every epoch is a fresh permutation of n rows: a pure function of its arguments."""
+    positions = torch.arange(step * batch_size, (step + 1) * batch_size)
+    rows = torch.empty(batch_size, dtype=torch.long)
+    for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        inside = positions // n == epoch
+        rows[inside] = order[positions[inside] % n]
+    return rows
+
+
+def _pad(model: MobileVLM, pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad (ids, labels) pairs: input_ids, attention_mask, labels (IGNORE on padding), each (B, N)."""
+    ids, mask = model.tokenizer.pad([i for i, _ in pairs])
+    labels = torch.full_like(ids, IGNORE)
+    for row, (_, label) in enumerate(pairs):
+        labels[row, : len(label)] = torch.tensor(label)
+    return ids, mask, labels
+
+
+def conversation_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None):
+    """Each row's whole conversation in one sequence: (input_ids, features, attention_mask, labels), as MobileVLM takes them.
+
+    With a generator the turns come in a random order each time, so no question type is tied to a place
+    in the conversation and a single question (as in `answer`) looks like any turn.
+    """
+    pairs = []
+    for row in rows.tolist():
+        turns = data.conversations[row]
+        order = torch.randperm(len(turns), generator=generator).tolist() if generator is not None else range(len(turns))
+        pairs.append(encode_turns(model.tokenizer, [turns[i][1:] for i in order]))
+    ids, mask, labels = _pad(model, pairs)
+    return ids, data.features[rows], mask, labels
+
+
+def caption_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None):
+    """'<bos> <image> caption <eos>' for each row: (input_ids, features, attention_mask, labels)."""
+    pairs = [encode_caption(model.tokenizer, data.captions[row]) for row in rows.tolist()]
+    ids, mask, labels = _pad(model, pairs)
+    return ids, data.features[rows], mask, labels
+
+
+BATCHES = {"align": caption_batch, "instruct": conversation_batch}
+
+# ---------------------------------------------------------------- model and schedule
+
+
+def build_model(config: TrainConfig) -> MobileVLM:
+    """A fresh MobileVLM (seeded from config.seed) around the course's pretrained, frozen ViT."""
+    seed_everything(config.seed)
+    return MobileVLM(config.model, pretrained_vit(config.encoder_quick))
+
+
+def stage_plan(config: TrainConfig) -> list[tuple[str, StageConfig, int]]:
+    """(name, stage, first global step) for each stage with steps > 0, in training order."""
+    plan, first = [], 0
+    for name in STAGES:
+        stage = getattr(config, name)
+        if stage.steps < 0:
+            raise ValueError(f"{name}.steps must be >= 0, got {stage.steps}")
+        if stage.steps:
+            plan.append((name, stage, first))
+            first += stage.steps
+    if not plan:
+        raise ValueError("every stage has 0 steps; give align.steps or instruct.steps > 0")
+    return plan
+
+
+def lr_factor(step: int, stage: StageConfig) -> float:
+    """Learning-rate multiplier: linear warm-up over `warmup` steps, then a cosine decay to 10% at the end."""
+    warm = min(1.0, (step + 1) / max(1, stage.warmup))
+    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, stage.steps) / stage.steps)))
+
+
+def set_trainable(model: MobileVLM, stage: str) -> list[torch.nn.Parameter]:
+    """Freeze every part except those this stage trains (the ViT is always frozen); return the trainable parameters."""
+    for part in ("projector", "llm"):
+        for parameter in model.part_parameters(part):
+            parameter.requires_grad_(part in TRAINS[stage])
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict(model: MobileVLM, data: PreparedSplit, batch_size: int = 512, progress: bool = False) -> list[dict]:
+    """Ask every question of every image on its own (single turn, greedy): one record per question."""
+    from tqdm.auto import tqdm
+
+    items = [(row, *turn) for row, turns in enumerate(data.conversations) for turn in turns]
+    model.eval()
+    records = []
+    for start in tqdm(range(0, len(items), batch_size), desc="answering", disable=not progress, mininterval=1):
+        chunk = items[start : start + batch_size]
+        rows = torch.tensor([row for row, *_ in chunk])
+        answers = model.answer(data.features[rows], [question for _, _, question, _ in chunk])
+        records += [
+            {"image": row, "type": kind, "question": question, "answer": truth, "predicted": predicted}
+            for (row, kind, question, truth), predicted in zip(chunk, answers)
+        ]
+    return records
+
+
+def exact_match(records: list[dict]) -> dict:
+    """Exact-match accuracy overall and per question type, with the number of questions N of each."""
+    def score(rs: list[dict]) -> dict:
+        return {"exact_match": sum(r["predicted"] == r["answer"] for r in rs) / max(1, len(rs)), "n": len(rs)}
+
+    per_type = {kind: score([r for r in records if r["type"] == kind]) for kind in QUESTION_TYPES}
+    return {**score(records), "per_type": {kind: s for kind, s in per_type.items() if s["n"]}}
+
+
+@torch.no_grad()
+def validation_loss(model: MobileVLM, data: PreparedSplit, stage: str, batch_size: int = 64) -> float:
+    """Mean loss over the split for this stage's kind of sequence, turns in their natural order."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        rows = torch.arange(start, min(start + batch_size, len(data)))
+        out = model(*BATCHES[stage](model, data, rows))
+        total, count = total + out.loss.item() * len(rows), count + len(rows)
+    return total / count
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_run(out: Path, model: MobileVLM, config: TrainConfig, state: dict) -> None:
+    """Write weights, config and trainer state; the trainer state names the weights file it belongs to by digest."""
+    save_checkpoint(out, model, config)
+    save_trainer_state(out, {**state, "weights_sha256": _digest(out / WEIGHTS)})
+
+
+def load_trained(directory: str | Path) -> tuple[MobileVLM, TrainConfig]:
+    """A trained model and its TrainConfig from a checkpoint folder (FileNotFoundError names a missing file)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no checkpoint folder at {directory}; train one with `python -m mobilevlm_mini train --out {directory}`")
+    config = load_config(directory, TrainConfig)
+    model = MobileVLM(config.model)  # the weights file holds the ViT too: nothing to download or pretrain
+    return load_checkpoint(directory, model, config).eval(), config
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def new_history() -> dict[str, list]:
+    """Empty training curves: per step (stage, loss, accuracy, lr) and per validation (loss, exact match)."""
+    keys = ("step", "stage", "loss", "accuracy", "lr", "val_step", "val_stage", "val_loss", "val_exact_match")
+    return {key: [] for key in keys}
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    data: dict[str, PreparedSplit] | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> tuple[MobileVLM, dict]:
+    """Run every stage of `config`; returns the model and its history (curves, seconds).
+
+    out: checkpoint folder (written after each validation and at the end), or None to keep nothing on disk.
+    resume: continue from the checkpoint in `out`; it must have been written with the same config.
+    stop_after: stop (and save) after this many steps in all, as if interrupted.
+    data: splits from `prepare_data`, to share the ViT features between runs (e.g. several projectors or seeds).
+    callback(history): called after each validation, e.g. to redraw live curves.
+    """
+    from tqdm.auto import tqdm
+
+    start_time = time.perf_counter()
+    out = Path(out) if out is not None else None
+    if resume and out is None:
+        raise ValueError("resume=True needs the checkpoint folder `out`")
+    plan = stage_plan(config)
+    total = plan[-1][2] + plan[-1][1].steps
+    if resume:
+        missing = [name for name in (WEIGHTS, CONFIG, TRAINER_STATE) if not (out / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"cannot resume from {out}: missing {', '.join(missing)}")
+        model = load_checkpoint(out, MobileVLM(config.model), config)  # a ValueError names every field that differs
+        state = load_trainer_state(out)
+        if state["weights_sha256"] != _digest(out / WEIGHTS):
+            raise ValueError(f"{out / TRAINER_STATE} belongs to other weights than {out / WEIGHTS}; the folder was half-written")
+    else:
+        model = build_model(config)
+        state = {"step": 0, "history": new_history(), "seconds": 0.0}
+    data = data or prepare_data(model, config)
+    history, step = state["history"], state["step"]
+    stop = total if stop_after is None else min(total, stop_after)
+    for name, stage, first in plan:
+        if step >= first + stage.steps or step >= stop:
+            continue
+        optimizer = torch.optim.AdamW(set_trainable(model, name), lr=stage.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s, stage=stage: lr_factor(s, stage))
+        if step > first:  # resuming inside this stage
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        bar = tqdm(total=stage.steps, initial=step - first, desc=f"{name} ({', '.join(TRAINS[name])})", disable=not progress, mininterval=1)
+        while step < min(first + stage.steps, stop):
+            local = step - first
+            seed = config.seed * 10 + STAGES.index(name)
+            rows = batch_rows(len(data["train"]), stage.batch_size, local, seed)
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + local)
+            model.train()
+            output = model(*BATCHES[name](model, data["train"], rows, generator))
+            optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            accuracy = output.accuracy()
+            for key, value in (("step", step), ("stage", name), ("loss", output.loss.item()), ("accuracy", accuracy), ("lr", scheduler.get_last_lr()[0])):
+                history[key].append(value)
+            bar.update()
+            bar.set_postfix(loss=f"{output.loss.item():.3f}", acc=f"{accuracy:.2f}")
+            if step % config.eval_every == 0 or step in (first + stage.steps, stop):
+                history["val_step"].append(step)
+                history["val_stage"].append(name)
+                history["val_loss"].append(validation_loss(model, data["validation"], name))
+                history["val_exact_match"].append(exact_match(predict(model, data["validation"]))["exact_match"] if name == "instruct" else None)
+                state = {
+                    "step": step, "history": history, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "seconds": state["seconds"] + time.perf_counter() - start_time,
+                }
+                start_time = time.perf_counter()
+                if out is not None:
+                    save_run(out, model, config, state)
+                if callback is not None:
+                    callback(history)
+        bar.close()
+    history["seconds"] = state["seconds"] + time.perf_counter() - start_time
+    return model.eval(), history

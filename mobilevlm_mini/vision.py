@@ -1,0 +1,99 @@
+"""The vision encoder: a tiny ViT (lesson 04).
+
+image (B, 3, H, W) in [0, 1] -> standardised pixels -> patch embedding (patches.PatchEmbed) + position embedding -> pre-norm
+transformer blocks (attention.Block) -> final LayerNorm -> patch tokens (B, N, D), N = H W / P^2.
+There is no CLS token: the pooled vector is the mean of the patch tokens, so every token is a patch
+and the token grid stays square for the projectors. Like MobileVLM, later lessons read the patch
+tokens of the penultimate block (`vit(images, layer=-2)`) and keep the encoder frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mobilevlm_mini.attention import Block
+from mobilevlm_mini.patches import PatchEmbed, num_patches, sincos_2d
+
+
+@dataclass
+class ViTConfig:
+    """Sizes of the ViT. The defaults see a 64 x 64 image as an 8 x 8 grid of 64 tokens."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    channels: int = 3
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    # pixels are standardised per channel, as CLIP does; these are the shapes world's statistics
+    pixel_mean: tuple[float, ...] = (0.888, 0.877, 0.871)
+    pixel_std: tuple[float, ...] = (0.120, 0.131, 0.160)
+
+    def __post_init__(self):
+        num_patches(self.image_size, self.image_size, self.patch_size)  # raises if P does not divide the image
+        if not len(self.pixel_mean) == len(self.pixel_std) == self.channels:
+            raise ValueError(f"pixel_mean and pixel_std need one value per channel ({self.channels}), got {self.pixel_mean} and {self.pixel_std}")
+        if self.dim % self.heads or self.dim % 4:
+            raise ValueError(f"dim must be divisible by heads ({self.heads}) and by 4 (2-D position embedding), got {self.dim}")
+
+    @property
+    def grid(self) -> int:
+        """Tokens per side of the patch grid."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_tokens(self) -> int:
+        """N, the number of patch tokens."""
+        return self.grid**2
+
+
+class ViT(nn.Module):
+    """Vision transformer returning patch tokens (B, N, D); `pool` turns them into one vector per image."""
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = PatchEmbed(config.patch_size, config.channels, config.dim)
+        # learned, but started from the fixed 2-D sin-cos table so the grid layout is known from step 0
+        self.pos_embed = nn.Parameter(0.1 * sincos_2d(config.grid, config.grid, config.dim)[None])  # (1, N, D)
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim)
+        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, -1, 1, 1), persistent=False)
+
+    def check_images(self, images: torch.Tensor) -> None:
+        """Raise a ValueError unless `images` is a float (B, C, S, S) tensor of this ViT's size and channels."""
+        c, s = self.config.channels, self.config.image_size
+        if not isinstance(images, torch.Tensor):
+            raise ValueError(f"expected a float tensor (B, {c}, {s}, {s}), got {type(images).__name__}; convert PIL images with data.images_to_tensor")
+        if images.ndim != 4:
+            raise ValueError(f"expected images shaped (B, {c}, {s}, {s}), got shape {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise ValueError(f"expected float pixels in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
+        if images.shape[1] != c:
+            raise ValueError(f"expected {c} colour channels (RGB), got {images.shape[1]}; convert the image to RGB first")
+        if tuple(images.shape[-2:]) != (s, s):
+            raise ValueError(f"expected {s}x{s} images, got {images.shape[-2]}x{images.shape[-1]}; resize them to {s}x{s}")
+
+    def forward(self, images: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+        """Patch tokens (B, N, D): after the final norm (layer=None), or the raw output of block `layer` (-2: penultimate)."""
+        self.check_images(images)
+        images = (images - self.pixel_mean) / self.pixel_std  # mean 0, std 1 per channel: faster training
+        x = self.patch_embed(images) + self.pos_embed  # (B, N, D)
+        if layer is None:
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x)
+        stop = range(len(self.blocks))[layer]  # IndexError for a block that does not exist
+        for block in self.blocks[: stop + 1]:
+            x = block(x)
+        return x
+
+    @staticmethod
+    def pool(tokens: torch.Tensor) -> torch.Tensor:
+        """One vector per image: the mean of its patch tokens, (B, N, D) -> (B, D)."""
+        return tokens.mean(dim=1)

@@ -1,0 +1,163 @@
+"""The shapes world: determinism, validation, captions, and questions with exactly one right answer."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from datasets import Image, load_from_disk
+
+from mobilevlm_mini import data
+from mobilevlm_mini.__main__ import main
+from mobilevlm_mini.data import SceneObject, WorldConfig
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path / "data"))
+
+
+def test_same_seed_same_bytes():
+    first, second = data.generate_dataset(12, seed=7), data.generate_dataset(12, seed=7)
+    assert first.features == second.features
+    images = lambda ds: [row["bytes"] for row in ds.cast_column("image", Image(decode=False))["image"]]  # noqa: E731  (the PNG bytes)
+    assert images(first) == images(second)
+    assert first.remove_columns("image").to_list() == second.remove_columns("image").to_list()
+    other = data.generate_dataset(12, seed=8)
+    assert images(first) != images(other)
+
+
+def test_load_split_caches_and_prefixes_agree(tmp_path):
+    small = data.load_split("validation", 6, progress=False)
+    assert len(list((tmp_path / "data").iterdir())) == 1
+    again = data.load_split("validation", 6, progress=False)
+    assert small["caption"] == again["caption"]
+    bigger = data.load_split("validation", 10, progress=False)  # example i does not depend on n
+    assert bigger["caption"][:6] == small["caption"]
+    test = data.load_split("test", 6, progress=False)
+    assert test["caption"] != small["caption"]
+    assert len(set(data.SPLIT_SEEDS.values())) == len(data.SPLIT_SEEDS)
+
+
+def test_rows_hold_image_caption_conversation_and_objects():
+    row = data.generate_dataset(3, seed=0)[0]
+    assert row["image"].size == (64, 64) and row["image"].mode == "RGB"
+    assert len(row["questions"]) == len(row["answers"]) == len(row["question_types"]) >= 5
+    assert set(row["objects"][0]) == {"shape", "colour", "size", "row", "col"}
+    images = data.images_to_tensor([row["image"]])
+    assert images.shape == (1, 3, 64, 64) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
+
+
+def test_caption_reads_in_order():
+    objects = [SceneObject("circle", "red", "large", 0, 0), SceneObject("square", "blue", "small", 1, 1), SceneObject("cross", "orange", "small", 1, 2)]
+    assert data.caption(objects) == "a large red circle at the top left, a small blue square in the centre and a small orange cross on the right"
+    assert data.caption(objects[:1]) == "a large red circle at the top left"
+
+
+def test_drawing_is_anti_aliased_and_sized():
+    objects = [SceneObject("circle", "red", "large", 1, 1)]
+    config = WorldConfig(image_size=48)
+    image = data.draw_scene(objects, config, np.random.default_rng(0))
+    assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+    assert np.array_equal(image, data.draw_scene(objects, config, np.random.default_rng(0)))
+    centre, corner = image[24, 24].astype(int), image[0, 0].astype(int)
+    assert np.abs(centre - data.COLOURS["red"]).max() <= 1 and corner.min() > 200
+    red = image[..., 0].astype(int) - image[..., 1]  # ~0 on the background, ~180 inside
+    assert ((red > 20) & (red < 160)).sum() > 10, "edge pixels should blend shape and background"
+
+
+def test_vocabulary_covers_every_text():
+    vocab = set(data.vocabulary())
+    corpus = data.text_corpus(data.generate_dataset(200, seed=1))
+    assert {w for line in corpus for w in data.split_words(line)} <= vocab
+    assert data.split_words("what colour is the red circle ?") == ["what", "colour", "is", "the", "red", "circle", "?"]
+    assert {"circle", "red", "large", "centre", "four", "yes", "?", ","} <= vocab
+
+
+def _matches(objects, words):
+    """Objects whose colour / shape / size / place agree with every attribute named in `words`."""
+    text = " " + " ".join(words) + " "
+    found = objects
+    for attr, values in [("colour", data.COLOURS), ("shape", data.SHAPES), ("size", data.SIZES)]:
+        named = [v for v in values if f" {v} " in text]
+        if named:
+            found = [o for o in found if getattr(o, attr) == named[0]]
+    place = re.search(r" (?:at|on|in) the (.+?) $", text)
+    if place:
+        found = [o for o in found if o.position == place.group(1)]
+    return found
+
+
+def _answer(objects, question):
+    """An independent reading of each question; asserts it refers to exactly one thing."""
+    words = data.split_words(question)[:-1]  # drop "?"
+    if question.startswith("how many"):
+        noun = words[2:-2]
+        if noun == ["shapes"]:
+            return data.NUMBERS[len(objects)]
+        if noun[-1] == "shapes":
+            return data.NUMBERS[sum(o.colour == noun[0] for o in objects)]
+        shape = next(s for s, p in data.PLURALS.items() if p == noun[0])
+        return data.NUMBERS[sum(o.shape == shape for o in objects)]
+    if question.startswith("is there"):
+        return "yes" if _matches(objects, words[3:]) else "no"
+    if question.startswith("what is"):
+        direction = next(d for d in data.DIRECTIONS if question.startswith(f"what is {d} the"))
+        (target,) = _matches(objects, words[3 + len(direction.split()) :])
+        dr, dc = data.DIRECTIONS[direction]
+        (neighbour,) = [o for o in objects if (o.row, o.col) == (target.row + dr, target.col + dc)]
+        return neighbour.name
+    if question.startswith("what shape is"):
+        (target,) = _matches(objects, words[3:])
+        return target.shape
+    (target,) = _matches(objects, words[3:])  # what colour / what size / where is
+    return {"colour": target.colour, "size": target.size, "is": target.position}[words[1]]
+
+
+def test_every_question_has_exactly_one_right_answer():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(300):
+        objects = data.sample_scene(rng)
+        for kind, question, answer in data.conversation(objects, rng):
+            seen.add(kind)
+            assert _answer(objects, question) == answer, (question, answer, objects)
+            assert 1 <= len(answer.split()) <= 2
+    assert seen == set(data.QUESTION_TYPES)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"shapes": ("circle", "hexagon")}, r"unknown shape 'hexagon'; expected one of circle, square"),
+        ({"colours": ("red", "pink")}, r"unknown colour 'pink'; expected one of red"),
+        ({"image_size": 0}, r"image_size must be a positive number of pixels, got 0"),
+        ({"image_size": -64}, r"got -64"),
+        ({"max_objects": 10}, r"max_objects=10 cannot fit: a 3x3 grid"),
+        ({"shapes": ("circle",), "colours": ("red",), "max_objects": 2}, r"holds at most 1 distinct objects"),
+        ({"min_objects": 3, "max_objects": 2}, r"min_objects=3, max_objects=2"),
+    ],
+)
+def test_bad_world_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WorldConfig(**kwargs)
+
+
+def test_bad_objects_and_splits():
+    with pytest.raises(ValueError, match="unknown shape 'blob'"):
+        SceneObject("blob", "red", "large", 0, 0)
+    with pytest.raises(ValueError, match="unknown size 'huge'"):
+        SceneObject("circle", "red", "huge", 0, 0)
+    with pytest.raises(ValueError, match=r"cell \(3, 0\) is outside the 3x3 grid"):
+        SceneObject("circle", "red", "large", 3, 0)
+    with pytest.raises(ValueError, match="unknown split 'dev'; expected one of train, validation, test"):
+        data.load_split("dev", 5)
+    with pytest.raises(ValueError, match="n must be a positive number of examples, got 0"):
+        data.generate_dataset(0)
+
+
+def test_command_line_builds_a_dataset(tmp_path, capsys):
+    assert main(["data", "--out", str(tmp_path / "shapes"), "--n", "5", "--seed", "3", "--size", "32"]) == 0
+    dataset = load_from_disk(str(tmp_path / "shapes"))
+    assert len(dataset) == 5 and dataset[0]["image"].size == (32, 32)
+    assert "saved 5 examples" in capsys.readouterr().out

@@ -1,0 +1,162 @@
+"""The tiny MobileVLM: image tokens spliced in, loss on answers only, generation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mobilevlm_mini.config import VLMConfig
+from mobilevlm_mini.language import preset
+from mobilevlm_mini.model import IGNORE, MobileVLM, check_question, encode_caption, encode_turns, insert_tokens, prompt_text
+from mobilevlm_mini.tokenizer import Tokenizer
+from mobilevlm_mini.vision import ViTConfig
+
+TOK = Tokenizer.default()
+
+
+def small_config(projector: str = "ldp") -> VLMConfig:
+    llm = preset("tiny", vocab_size=TOK.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    return VLMConfig(vit=ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2), llm=llm, projector=projector)
+
+
+@pytest.fixture(scope="module")
+def model() -> MobileVLM:
+    torch.manual_seed(0)
+    return MobileVLM(small_config()).eval()
+
+
+def features(model: MobileVLM, batch: int) -> torch.Tensor:
+    return model.encode_images(torch.rand(batch, 3, 64, 64, generator=torch.Generator().manual_seed(1)))  # (B, 16, 32)
+
+
+def test_insert_tokens_matches_a_loop():
+    x, inserted = torch.randn(3, 5, 2), torch.randn(3, 4, 2)
+    at = torch.tensor([0, 2, 4])
+    out = insert_tokens(x, at, inserted)
+    for b, a in enumerate(at.tolist()):
+        assert torch.equal(out[b], torch.cat([x[b, :a], inserted[b], x[b, a + 1 :]]))
+    labels = insert_tokens(torch.arange(15).view(3, 5), at, torch.full((3, 4), -1))
+    assert labels[1].tolist() == [5, 6, -1, -1, -1, -1, 8, 9]
+
+
+def test_image_tokens_land_where_image_was(model):
+    k = model.num_visual_tokens
+    assert k == 4  # a 4 x 4 patch grid, 4x fewer after LDP
+    ids, mask = model.prompts(["what colour is the circle ?", "what is left of the red circle ?"])  # left-padded: <image> at different places
+    visual = torch.randn(2, k, 32)
+    embeds, merged_mask, _, at = model.merge(ids, visual, mask)
+    assert at.tolist() == [int((row == TOK.image_id).nonzero()) for row in ids]
+    assert at[0] != at[1]
+    text = model.llm.embed(ids)
+    for b in range(2):
+        a = int(at[b])
+        assert torch.equal(embeds[b, a : a + k], visual[b])  # the picture, exactly where <image> was
+        assert torch.equal(embeds[b, :a], text[b, :a])  # <bos> (and padding) before it
+        assert torch.equal(embeds[b, a + k :], text[b, a + 1 :])  # the question after it
+        assert merged_mask[b, a : a + k].eq(1).all() and merged_mask[b].sum() == mask[b].sum() + k - 1
+
+
+def test_merge_needs_exactly_one_image_token(model):
+    ids = torch.tensor([TOK.encode("<user> what shape is in the centre ?")])
+    with pytest.raises(ValueError, match="exactly one <image>"):
+        model.merge(ids, torch.zeros(1, 4, 32))
+    with pytest.raises(ValueError, match="exactly one <image>"):
+        model.merge(torch.tensor([TOK.encode("<image> <image>")]), torch.zeros(1, 4, 32))
+
+
+def test_labels_cover_answers_and_their_eos_only():
+    ids, labels = encode_turns(TOK, [("what colour is the circle ?", "red"), ("where is the circle ?", "top left")])
+    assert len(ids) == len(labels)
+    kept = [TOK.tokens[label] for label in labels if label != IGNORE]
+    assert kept == ["red", "<eos>", "top", "left", "<eos>"]
+    ids, labels = encode_caption(TOK, "a small red circle in the centre")
+    assert TOK.decode(ids) == TOK.decode([label for label in labels if label != IGNORE]) == "a small red circle in the centre"
+
+
+def test_loss_ignores_prompt_and_padding_tokens(model):
+    pairs = [encode_turns(TOK, [("what colour is the circle ?", "red")]),
+             encode_turns(TOK, [("how many shapes are there ?", "three"), ("is there a blue square ?", "no")])]
+    ids, mask = TOK.pad([p[0] for p in pairs])
+    labels = torch.full_like(ids, IGNORE)
+    for row, (_, label) in enumerate(pairs):
+        labels[row, : len(label)] = torch.tensor(label)
+    feats = features(model, 2)
+    out = model(ids, feats, mask, labels)
+    # by hand: cross-entropy only where the next token is an answer token (or its <eos>)
+    target = out.labels[:, 1:]
+    keep = target != IGNORE
+    expected = F.cross_entropy(out.logits[:, :-1][keep], target[keep])
+    assert torch.allclose(out.loss, expected)
+    assert keep.sum() == 2 + 4  # "red <eos>", "three <eos> no <eos>"
+    # other question words, or other padding ids, change nothing the loss sees before the answer
+    changed = ids.clone()
+    changed[mask == 0] = TOK.ids["circle"]
+    assert torch.allclose(model(changed, feats, mask, labels).loss, out.loss)
+    # the gradient reaches no logit of a prompt or padding position
+    logits = out.logits.detach().requires_grad_(True)
+    from mobilevlm_mini.language import causal_lm_loss
+
+    causal_lm_loss(logits, out.labels, IGNORE).backward()
+    assert logits.grad[:, :-1][~keep].abs().sum() == 0 and logits.grad[:, :-1][keep].abs().sum() > 0
+
+
+def test_accuracy_counts_labelled_tokens(model):
+    ids, labels = (torch.tensor([x]) for x in encode_turns(TOK, [("what colour is the circle ?", "red")]))
+    out = model(ids, features(model, 1), labels=labels)
+    predicted = out.logits[0, :-1].argmax(-1)
+    target = out.labels[0, 1:]
+    assert out.accuracy() == pytest.approx((predicted[target != IGNORE] == target[target != IGNORE]).float().mean().item())
+
+
+def test_greedy_answer_same_with_and_without_cache_and_sampling_repeats(model):
+    feats = features(model, 3)
+    questions = ["what colour is the circle ?", "what shape is in the centre ?", "how many shapes are there ?"]
+    with_cache = model.answer(feats, questions)
+    assert with_cache == model.answer(feats, questions, use_cache=False)
+    assert all(isinstance(a, str) for a in with_cache)
+    one = model.answer(feats, questions, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    two = model.answer(feats, questions, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    assert one == two
+
+
+def test_greedy_answer_matches_the_argmax_of_a_full_forward(model):
+    feats = features(model, 1)
+    answer = model.answer(feats, ["what colour is the circle ?"], max_new_tokens=1)[0]
+    ids = torch.tensor([TOK.encode(prompt_text("what colour is the circle ?"))])
+    first = model(ids, feats).logits[0, -1].argmax().item()
+    assert answer == TOK.decode([first])
+
+
+def test_check_question_explains_bad_questions():
+    assert check_question("what colour is the circle ?", TOK)
+    with pytest.raises(ValueError, match="empty"):
+        check_question("   ", TOK)
+    with pytest.raises(ValueError, match=r"unknown words \['dog', 'purple-ish'\]"):
+        check_question("is the dog purple-ish ?", TOK)
+    with pytest.raises(ValueError, match="special tokens"):
+        check_question("<image> what colour ?", TOK)
+
+
+def test_image_attention_is_a_distribution_over_visual_tokens(model):
+    weights = model.image_attention(features(model, 1), "what colour is the circle ?", "red")
+    assert weights.shape == (model.num_visual_tokens,)
+    assert (weights >= 0).all() and 0 < weights.sum() <= 1
+
+
+def test_mlp_keeps_every_patch_token():
+    assert MobileVLM(small_config("mlp")).num_visual_tokens == 16
+
+
+def test_config_mismatches_are_refused():
+    config = small_config()
+    with pytest.raises(ValueError, match="vocab_size"):
+        MobileVLM(VLMConfig(vit=config.vit, llm=preset("tiny", vocab_size=10)))
+    from mobilevlm_mini.vision import ViT
+
+    with pytest.raises(ValueError, match="ViT has config"):
+        MobileVLM(config, vit=ViT(ViTConfig()))
+
+
+def test_frozen_vit_stays_frozen_in_train_mode(model):
+    model.train()
+    assert not model.vit.training and not any(p.requires_grad for p in model.vit.parameters())
+    model.eval()

@@ -1,0 +1,162 @@
+"""Projectors and token reduction (lesson 05)."""
+
+import pytest
+import torch
+
+from mobilevlm_mini.projectors import (
+    PROJECTORS,
+    build_projector,
+    count_flops,
+    count_parameters,
+    influence_map,
+    projector_cost,
+)
+
+# (name, options, tokens out for an h x h grid)
+CASES = [
+    ("mlp", {}, lambda h: h * h),
+    ("ldp", {}, lambda h: (h // 2) ** 2),
+    ("pool", {}, lambda h: (h // 2) ** 2),
+    ("pool", {"factor": 3}, lambda h: (h // 3) ** 2),
+    ("ldpv2", {}, lambda h: (h // 2) ** 2),
+    ("pixel_shuffle", {}, lambda h: (h // 2) ** 2),
+    ("pixel_shuffle", {"factor": 3}, lambda h: (h // 3) ** 2),
+    ("resampler", {"num_queries": 5}, lambda h: 5),
+]
+
+
+@pytest.mark.parametrize("name,options,expected", CASES, ids=[f"{c[0]}{c[1]}" for c in CASES])
+@pytest.mark.parametrize("side", [6, 12, 24])
+def test_output_shapes(name, options, expected, side):
+    torch.manual_seed(0)
+    projector = build_projector(name, 24, 16, **options)
+    x = torch.randn(2, side * side, 24)
+    out = projector(x)
+    assert out.shape == (2, expected(side), 16)
+    assert projector.num_tokens_out(side * side) == expected(side)
+    assert torch.isfinite(out).all()
+
+
+def test_registry_lists_every_projector_and_rejects_unknown_names():
+    assert set(PROJECTORS) == {"mlp", "ldp", "pool", "ldpv2", "pixel_shuffle", "resampler"}
+    with pytest.raises(ValueError, match=r"unknown projector 'ldp3'; expected one of \['ldp', "):
+        build_projector("ldp3", 8, 8)
+    with pytest.raises(ValueError, match="vision_dim=0"):
+        build_projector("mlp", 0, 8)
+    with pytest.raises(ValueError, match=r"projector 'ldp' has no option \['factor'\]; it accepts no options"):
+        build_projector("ldp", 8, 8, factor=3)
+    with pytest.raises(ValueError, match=r"has no option \['scale'\]; it accepts \['factor'\]"):
+        build_projector("pixel_shuffle", 8, 8, scale=3)
+
+
+@pytest.mark.parametrize("name", ["ldp", "pool", "ldpv2", "pixel_shuffle"])
+def test_non_square_token_count_is_rejected(name):
+    with pytest.raises(ValueError, match="50 tokens do not form a square grid"):
+        build_projector(name, 8, 8)(torch.zeros(1, 50, 8))
+
+
+@pytest.mark.parametrize("name", list(PROJECTORS))
+def test_wrong_token_width_is_rejected(name):
+    with pytest.raises(ValueError, match=r"expected tokens shaped \(B, N, 8\), got \(1, 16, 6\)"):
+        build_projector(name, 8, 8)(torch.zeros(1, 16, 6))
+
+
+def test_token_wise_projectors_need_no_grid():
+    x = torch.zeros(1, 50, 8)
+    assert build_projector("mlp", 8, 4)(x).shape == (1, 50, 4)
+    assert build_projector("resampler", 8, 8, num_queries=3, num_heads=2, positions=False)(x).shape == (1, 3, 8)
+    with pytest.raises(ValueError, match="50 tokens do not form a square grid"):
+        build_projector("resampler", 8, 8, num_queries=3, num_heads=2)(x)  # positions need a grid
+
+
+def test_resampler_positions_tell_the_queries_where_tokens_sit():
+    torch.manual_seed(0)
+    resampler = build_projector("resampler", 8, 8, num_queries=3, num_heads=2)
+    x = torch.randn(1, 16, 8).expand(2, -1, -1).clone()
+    x[1] = x[1].flip(0)  # the same tokens in another order
+    out = resampler(x)
+    assert not torch.allclose(out[0], out[1], atol=1e-4)  # with positions, order matters
+    resampler.positions = False
+    out = resampler(x)
+    torch.testing.assert_close(out[0], out[1])  # without, the queries see a set of tokens
+
+
+@pytest.mark.parametrize("name,options,factor", [("ldp", {}, 2), ("ldpv2", {}, 2), ("pool", {"factor": 3}, 3), ("pixel_shuffle", {"factor": 2}, 2)])
+def test_grid_side_not_divisible_is_rejected(name, options, factor):
+    with pytest.raises(ValueError, match=rf"{name} needs a grid side divisible by {factor}, got 49 tokens = a 7x7 grid"):
+        build_projector(name, 8, 8, **options)(torch.zeros(1, 49, 8))
+
+
+def test_resampler_rejects_zero_queries():
+    with pytest.raises(ValueError, match="num_queries must be a positive number of output tokens, got 0"):
+        build_projector("resampler", 8, 8, num_queries=0)
+
+
+# Real MobileVLM sizes: CLIP ViT-L/14 at 336 px gives 576 tokens of width 1024; MobileLLaMA 1.4B is 2048 wide.
+# Reference counts from the official vision_projector.py (torchvision InvertedResidual + SE, timm LayerNorm2d):
+# LDP = MLP 6,295,552 + 2 blocks x 6,320,640 = 18,936,832 ("about 19M"); LDPv2 = MLP + PEG 20,480 = 6,316,032.
+@pytest.mark.parametrize("name,reference", [("ldp", 18_936_832), ("ldpv2", 6_316_032), ("mlp", 6_295_552)])
+def test_parameter_counts_at_real_mobilevlm_sizes(name, reference):
+    params = count_parameters(build_projector(name, 1024, 2048))
+    assert abs(params - reference) / reference < 0.01
+    assert round(params / 1e6) == {"ldp": 19, "ldpv2": 6, "mlp": 6}[name]
+
+
+def test_ldp_blocks_follow_mobilenetv3():
+    ldp = build_projector("ldp", 1024, 2048)
+    block = ldp.block1
+    assert block.depthwise.groups == 2048 and block.depthwise.kernel_size == (3, 3)
+    assert (ldp.block1.depthwise.stride, ldp.block2.depthwise.stride) == ((1, 1), (2, 2))
+    assert block.se.fc1.out_channels == 512  # squeeze to a quarter of the channels
+
+
+def test_flops_of_a_linear_layer_and_the_cost_table():
+    assert count_flops(torch.nn.Linear(8, 4), torch.zeros(1, 10, 8)) == 2 * 10 * 8 * 4
+    cost = projector_cost("mlp", 16, 8, 36)
+    assert cost == {"projector": "mlp", "tokens_in": 36, "tokens_out": 36, "params": 16 * 8 + 8 + 8 * 8 + 8,
+                    "flops": 2 * 36 * (16 * 8 + 8 * 8)}
+    resampler = projector_cost("resampler", 16, 8, 36, num_queries=4, num_heads=2)
+    assert resampler["tokens_out"] == 4 and resampler["flops"] > 2 * 2 * 4 * 36 * 8  # attention is counted
+
+
+def test_influence_maps_show_each_projectors_window():
+    torch.manual_seed(0)
+    x = torch.randn(64, 12)  # an 8 x 8 grid
+    seen = lambda name, index, **o: (influence_map(build_projector(name, 12, 8, **o), x, index) > 1e-6).view(8, 8)
+    mlp = seen("mlp", 9)
+    assert mlp.sum() == 1 and mlp[1, 1]
+    pool = seen("pool", 5)  # output (1, 1) of the 4 x 4 grid averages input rows 2-3, cols 2-3
+    assert pool.sum() == 4 and pool[2:4, 2:4].all()
+    shuffle = seen("pixel_shuffle", 5)
+    assert torch.equal(shuffle, pool)
+    ldp = influence_map(build_projector("ldp", 12, 8), x, 5).view(8, 8)
+    window = torch.zeros(8, 8, dtype=torch.bool)
+    window[0:5, 0:5] = True  # 3x3 (stride 1) then 3x3 stride 2 around input (2, 2): a 5 x 5 window
+    assert ldp[window].min() > 10 * ldp[~window].max()  # outside it, only squeeze-excitation's global average
+    ldpv2 = seen("ldpv2", 5)  # 2x2 pooling, then the PEG's 3x3 on the pooled 4 x 4 grid: input rows and cols 0-5
+    assert ldpv2[0:6, 0:6].all() and ldpv2.sum() == 36
+    assert seen("resampler", 0, num_queries=4, num_heads=2).all()  # a query reads the whole image
+    with pytest.raises(ValueError, match="index 16 is out of range: this projector returns 16 tokens"):
+        influence_map(build_projector("ldp", 12, 8), x, 16)
+
+
+def test_show_token_regions_draws_one_colour_per_map():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mobilevlm_mini.viz import show_token_regions
+
+    maps = [torch.zeros(16), torch.zeros(16)]
+    maps[0][5], maps[1][6] = 1.0, 2.0
+    fig, ax = plt.subplots()
+    show_token_regions(torch.rand(3, 32, 32), maps, ax, title="t", labels=["a", "b"])
+    overlay = ax.get_images()[-1].get_array()  # (4, 4, RGBA) on the token grid
+    assert overlay.shape == (4, 4, 4) and overlay[1, 1, 0] == 1.0 and overlay[1, 2, 2] == 1.0 and overlay[0, 0, 3] == 0
+    maps[1][7] = 0.005  # below 1% of the maximum: not drawn
+    show_token_regions(torch.rand(3, 32, 32), maps, ax)
+    assert ax.get_images()[-1].get_array()[1, 3, 3] == 0
+    with pytest.raises(ValueError, match="got 1 labels for 2 maps"):
+        show_token_regions(torch.rand(3, 32, 32), maps, ax, labels=["a"])
+    plt.close(fig)
