@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mobilevlm_mini.config import cache_dir
 from mobilevlm_mini.tokenizer import split_words
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
@@ -341,6 +340,8 @@ def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(),
 
 def data_dir() -> Path:
     """Where splits are cached: <config.cache_dir()>/data."""
+    from mobilevlm_mini.config import cache_dir  # here, not at the top: config's presets need data's vocabulary
+
     return cache_dir() / "data"
 
 

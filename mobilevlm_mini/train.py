@@ -20,13 +20,17 @@ Public API
 - `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `lr_factor`.
 - `batch_rows`, `conversation_batch`, `caption_batch`: what one step trains on.
 - `train(config, out, resume, ...)` -> (model, history); `predict(model, split)` -> records;
-  `exact_match(records)` -> overall and per question type; `load_trained(directory)` -> (model, config).
+  `exact_match(records)` -> overall and per question type; `load_trained(directory)` -> (model, config);
+  `trained_vlm(preset, **overrides)`: a trained model from the cache, trained first when missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +39,9 @@ from typing import Callable
 import torch
 
 from mobilevlm_mini.checkpoint import (
-    CONFIG, TRAINER_STATE, WEIGHTS, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state,
+    CONFIG, TRAINER_STATE, WEIGHTS, config_to_dict, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state,
 )
-from mobilevlm_mini.config import StageConfig, TrainConfig, seed_everything
+from mobilevlm_mini.config import StageConfig, TrainConfig, cache_dir, seed_everything, vlm_preset
 from mobilevlm_mini.contrastive import default_recipe, pretrained_vit
 from mobilevlm_mini.data import QUESTION_TYPES, images_to_tensor, load_split
 from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
@@ -330,3 +334,20 @@ def train(
         bar.close()
     history["seconds"] = state["seconds"] + time.perf_counter() - start_time
     return model.eval(), history
+
+
+def trained_vlm(preset: str = "tiny", progress: bool = True, **overrides) -> MobileVLM:
+    """The model `vlm_preset(preset, **overrides)` trains: from the cache, or trained now and cached.
+
+    Lessons 08-12 start from a trained model; this makes each of them run alone on a fresh machine.
+    The folder name hashes the whole config, so a changed recipe never loads stale weights.
+    """
+    config = vlm_preset(preset, **overrides)
+    digest = hashlib.sha1(json.dumps(config_to_dict(config), sort_keys=True).encode()).hexdigest()[:10]
+    path = cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
+    if not (path / WEIGHTS).is_file():
+        partial = path.with_name(path.name + ".partial")  # renamed only when training has finished
+        shutil.rmtree(partial, ignore_errors=True)
+        train(config, out=partial, progress=progress)
+        os.replace(partial, path)
+    return load_trained(path)[0]

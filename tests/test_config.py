@@ -1,5 +1,6 @@
 """Quick mode and seeding."""
 
+import pytest
 import torch
 
 from mobilevlm_mini.config import quick, seed_everything, steps
@@ -29,3 +30,12 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("MOBILEVLM_MINI_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_dir() == tmp_path / "mobilevlm_mini"
+
+
+@pytest.mark.parametrize("module", ["data", "tokenizer", "config", "contrastive", "model", "train", "viz"])
+def test_every_module_imports_first(module):
+    """Each module imports on its own in a fresh interpreter (no circular import whichever comes first)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", f"import mobilevlm_mini.{module}"], check=True)
