@@ -117,6 +117,28 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time vision encoder, projector, prefill and decode per precision and thread count; energy per answer; JSON."""
+    import json
+
+    from mobilevlm_mini.bench import BenchConfig, format_report, run_bench
+    from mobilevlm_mini.train import load_trained, trained_vlm
+
+    try:
+        config = BenchConfig(precisions=tuple(args.precisions), threads=tuple(args.threads), warmup=args.warmup,
+                             repeats=args.repeats, new_tokens=args.new_tokens, codecarbon=not args.no_codecarbon)
+        model = load_trained(args.ckpt)[0] if args.ckpt else trained_vlm(args.preset)
+        report = run_bench(model, config, progress=True)
+    except (ValueError, OSError) as error:
+        return _fail(error)
+    report["checkpoint"] = str(args.ckpt) if args.ckpt else f"cached preset {args.preset}"
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with one sub-command per task."""
     parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini", description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
@@ -154,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; > 0 samples")
     ask.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     ask.set_defaults(func=cmd_ask)
+    bench = commands.add_parser("bench", help="time and meter a trained model per precision and thread count",
+                                description="Time the vision encoder, projector, prefill and decode (median and spread over repeats) "
+                                            "for fp32, int8 and int4 at each thread count, with peak memory and energy per answer "
+                                            "(RAPL where readable, else a labelled estimate; codecarbon's figure beside it).")
+    bench.add_argument("--ckpt", help="checkpoint folder written by `train` (default: the cached model of --preset, trained first if missing)")
+    bench.add_argument("--preset", default="tiny", help="preset of the cached model when --ckpt is not given (default tiny)")
+    bench.add_argument("--json", help="also write every figure to this JSON file")
+    bench.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"], help="any of fp32 int8 int4 (default all)")
+    bench.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to try (default 1 2)")
+    bench.add_argument("--repeats", type=int, default=7, help="timed repeats of each stage (default 7)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs before them (default 2)")
+    bench.add_argument("--new-tokens", type=int, default=16, help="tokens per timed decode run (default 16)")
+    bench.add_argument("--no-codecarbon", action="store_true", help="skip the codecarbon cross-check (saves a few seconds)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -364,3 +364,23 @@ def show_scatter_2d(points: torch.Tensor, labels: list[str], ax: plt.Axes | None
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=7, markerscale=2)
     return ax
+
+
+def show_spread(spreads: dict[str, dict], ax: plt.Axes | None = None, title: str = "", xlabel: str = "",
+                ylabel: str = "", colors: list[str] | None = None) -> plt.Axes:
+    """Bars at the median of each {name: bench.spread(...)} with the quartiles (thick) and min-max (thin) as error bars."""
+    if not spreads:
+        raise ValueError("give at least one {name: spread} entry")
+    ax = ax or plt.gca()
+    names, values = list(spreads), list(spreads.values())
+    medians = [s["median"] for s in values]
+    x = range(len(names))
+    ax.bar(x, medians, color=colors or "tab:blue", alpha=0.8)
+    for i, s in enumerate(values):
+        ax.plot([i, i], [s["min"], s["max"]], color="black", linewidth=1)
+        ax.plot([i, i], [s["q1"], s["q3"]], color="black", linewidth=4)
+    ax.set_xticks(list(x), [f"{name}\n{m:.3g}" for name, m in zip(names, medians)])  # the median under each name
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
