@@ -1,0 +1,470 @@
+"""Exercise checkers (mobilevlm_mini.exercises): pass on the solutions' answers, fail helpfully on wrong or unfinished ones."""
+
+import copy
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce, repeat
+from torch import nn
+
+from mobilevlm_mini import exercises as ex
+from mobilevlm_mini.attention import GatedCrossAttentionBlock, MultiHeadAttention, attention, causal_mask
+from mobilevlm_mini.config import QUICK_ENV
+from mobilevlm_mini.language import count_parameters, kv_cache_bytes, preset
+from mobilevlm_mini.patches import num_patches, patchify, sincos_1d, sincos_2d, unpatchify
+from mobilevlm_mini.photos import load_sample_photo
+from mobilevlm_mini.projectors import build_projector, count_parameters as projector_parameters, influence_map
+
+
+def passes(capsys, result: bool) -> str:
+    out = capsys.readouterr().out
+    assert result is True, out
+    assert out.startswith("correct: "), out
+    return out
+
+
+def fails(capsys, result: bool, *phrases: str, hidden: tuple[str, ...] = ()) -> str:
+    """The checker returned False and printed a "not yet" line containing every phrase and none of `hidden`."""
+    out = capsys.readouterr().out
+    assert result is False, out
+    assert out.startswith("not yet: "), out
+    for phrase in phrases:
+        assert phrase in out, f"{phrase!r} not in {out!r}"
+    for secret in hidden:
+        assert secret not in out, f"the message gives away {secret!r}: {out!r}"
+    return out
+
+
+def raises_not_implemented(*args, **kwargs):
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------- every starter runs: unfinished answers never raise
+
+STARTERS = {
+    "check_00_exercise_1": (None, None),
+    "check_00_exercise_2": (None, None, None),
+    "check_00_exercise_3": (raises_not_implemented, nn.Linear(64, 96), None),
+    "check_00_exercise_4": (None, None),
+    "check_01_exercise_1": (None, None, None),
+    "check_01_exercise_2": ({}, {}),
+    "check_01_exercise_3": (raises_not_implemented,),
+    "check_01_exercise_4": (None, None, None),
+    "check_02_exercise_1": ({},),
+    "check_02_exercise_2": ({},),
+    "check_02_exercise_3": (None, None, None),
+    "check_02_exercise_4": (None, None),
+    "check_03_exercise_1": (None, None),
+    "check_03_exercise_2": (None, None),
+    "check_03_exercise_3": (raises_not_implemented, None),
+    "check_03_exercise_4": (None, None),
+    "check_05_exercise_1": (None, None, {}),
+    "check_05_exercise_2": ({}, None),
+    "check_05_exercise_3": (raises_not_implemented, raises_not_implemented, None),
+    "check_06_exercise_1": (lambda x, positions, base=10000.0: x,),
+    "check_06_exercise_2": (None, None, None),
+    "check_06_exercise_3": (lambda logits, min_p: logits,),
+}
+
+
+def test_every_checker_has_a_starter_case_and_a_docstring():
+    checkers = sorted(name for name in dir(ex) if name.startswith("check_"))
+    assert checkers == sorted(STARTERS)
+    for name in checkers:
+        assert getattr(ex, name).__doc__.startswith("Lesson "), name
+
+
+@pytest.mark.parametrize("name", sorted(STARTERS))
+def test_unfinished_starter_prints_what_is_missing(capsys, name):
+    fails(capsys, getattr(ex, name)(*STARTERS[name]))
+
+
+def test_a_crash_in_the_learners_code_is_reported_not_raised(capsys):
+    fails(capsys, ex.check_06_exercise_1(lambda x, positions, base=1.0: x @ x), "`rope_complex(", "raised RuntimeError")
+
+
+# ---------------------------------------------------------------- lesson 00
+
+
+def test_00_exercise_1(capsys):
+    done = subprocess.CompletedProcess([sys.executable, "-m", "mobilevlm_mini", "doctor"], returncode=0)
+    passes(capsys, ex.check_00_exercise_1(done, 50))
+    failed = subprocess.CompletedProcess(done.args, returncode=1)
+    fails(capsys, ex.check_00_exercise_1(failed, 50), "exited with code 1", "FAIL lines")
+    fails(capsys, ex.check_00_exercise_1(done, 2000), "MOBILEVLM_MINI_QUICK")
+    other = subprocess.CompletedProcess([sys.executable, "-m", "mobilevlm_mini", "--help"], returncode=0)
+    fails(capsys, ex.check_00_exercise_1(other, 50), "did not run the `doctor`")
+
+
+def test_00_exercise_1_wants_quick_mode_restored(capsys, monkeypatch):
+    monkeypatch.setenv(QUICK_ENV, "maybe" if ex._QUICK_AT_IMPORT != "maybe" else "other")
+    done = subprocess.CompletedProcess(["python", "-m", "mobilevlm_mini", "doctor"], returncode=0)
+    fails(capsys, ex.check_00_exercise_1(done, 50), "put it back")
+
+
+def test_00_exercise_2(capsys):
+    llava = num_patches(336, 336, 14)
+    ratio = (llava + 32) ** 2 / (llava // 4 + 32) ** 2
+    passes(capsys, ex.check_00_exercise_2(llava, ratio, num_patches(448, 448, 14) // 4))
+    fails(capsys, ex.check_00_exercise_2(144, ratio, 256), "(a)", "MLP projector keeps every token", hidden=("576",))
+    fails(capsys, ex.check_00_exercise_2(576, 1 / ratio, 256), "(b)", "turn the ratio around", hidden=("11.9",))
+    fails(capsys, ex.check_00_exercise_2(576, 16, 256), "(b)", "32 question tokens")
+    fails(capsys, ex.check_00_exercise_2(576, ratio, 1024), "(c)", "1 token in 4", hidden=("256",))
+
+
+def test_00_exercise_3(capsys):
+    torch.manual_seed(0)
+    to_llm = nn.Linear(64, 96)
+
+    def project_16x(features):  # the solution's
+        pooled = F.avg_pool2d(rearrange(features, "b (h w) d -> b d h w", h=8), 4)
+        return to_llm(rearrange(pooled, "b d h w -> b (h w) d"))
+
+    def project_4x(features):  # the lesson's 2 x 2 projector
+        pooled = F.avg_pool2d(rearrange(features, "b (h w) d -> b d h w", h=8), 2)
+        return to_llm(rearrange(pooled, "b d h w -> b (h w) d"))
+
+    def columns_first(features):
+        pooled = F.avg_pool2d(rearrange(features, "b (w h) d -> b d h w", h=8), 4)
+        return to_llm(rearrange(pooled, "b d h w -> b (h w) d"))
+
+    passes(capsys, ex.check_00_exercise_3(project_16x, to_llm, 10))
+    fails(capsys, ex.check_00_exercise_3(project_4x, to_llm, 10), "2 x 2 projector")
+    fails(capsys, ex.check_00_exercise_3(columns_first, to_llm, 10), "rows and columns")
+    fails(capsys, ex.check_00_exercise_3(project_16x, to_llm, 22), "`tokens_read`", hidden=("10",))
+
+
+def test_00_exercise_4(capsys):
+    passes(capsys, ex.check_00_exercise_4(0.3, 0.0))
+    passes(capsys, ex.check_00_exercise_4(torch.tensor([0.0, -0.2]), torch.zeros(3)))
+    fails(capsys, ex.check_00_exercise_4(0.0, 0.0), "encoder's first output token did not change")
+    fails(capsys, ex.check_00_exercise_4(0.3, 0.05), "LLM's first output moved")
+
+
+# ---------------------------------------------------------------- lesson 01
+
+
+def test_01_exercise_1(capsys):
+    image = load_sample_photo(96)[:, 16:80, :]
+    tokens = patchify(image[None], 8)
+    pos = sincos_2d(8, 12, 64)
+    passes(capsys, ex.check_01_exercise_1(tokens, divmod(13, 12), pos))
+    passes(capsys, ex.check_01_exercise_1(tokens[0], (1, 1), sincos_2d(8, 12, 32)))
+    fails(capsys, ex.check_01_exercise_1(patchify(load_sample_photo(96)[None], 8), (1, 1), pos), "count the 8 x 8 patches",
+          hidden=("96 tokens",))
+    fails(capsys, ex.check_01_exercise_1(patchify(image.flip(-1)[None], 8), (1, 1), pos), "reading order")
+    fails(capsys, ex.check_01_exercise_1(tokens, divmod(13, 8), pos), "token 13 is not at that place", hidden=("(1, 1)",))
+    fails(capsys, ex.check_01_exercise_1(tokens, (1, 1), sincos_2d(12, 8, 64)), "swaps the grid's height and width")
+    fails(capsys, ex.check_01_exercise_1(tokens, (1, 1), sincos_2d(8, 12, 64) * 2), "not the 2-D sin-cos")
+
+
+def _mean_colour_solution(photo128):
+    results = {}
+    for P in (4, 8, 16, 32):  # the solution's loop
+        patches = patchify(photo128[None], P)
+        means = reduce(patches, "b n (pq c) -> b n c", "mean", c=3)
+        recon = unpatchify(repeat(means, "b n c -> b n (pq c)", pq=P * P), P, 128, 128)[0]
+        results[P] = (recon, F.mse_loss(recon, photo128).item())
+    return {P: r for P, (r, _) in results.items()}, {P: e for P, (_, e) in results.items()}
+
+
+def test_01_exercise_2(capsys):
+    photo128 = load_sample_photo(128)
+    reconstructions, errors = _mean_colour_solution(photo128)
+    passes(capsys, ex.check_01_exercise_2(reconstructions, errors))
+    fails(capsys, ex.check_01_exercise_2({4: reconstructions[4]}, errors), "no entry yet for P = [8, 16, 32]")
+    wrong = reconstructions | {16: F.avg_pool2d(photo128[None], 3, 1, 1)[0]}  # a blur, not patch means
+    fails(capsys, ex.check_01_exercise_2(wrong, errors), "reconstructions[16]", "mean colour")
+    fails(capsys, ex.check_01_exercise_2(reconstructions, errors | {8: errors[8] ** 0.5}), "errors[8]", "mean squared error")
+
+
+def test_01_exercise_3(capsys):
+    def patch_embed_params(P, C, D, bias=True):  # the solution's
+        return P * P * C * D + (D if bias else 0)
+
+    passes(capsys, ex.check_01_exercise_3(patch_embed_params))
+    fails(capsys, ex.check_01_exercise_3(lambda P, C, D, bias=True: P * P * C * D + D), "bias=False", "no bias")
+    fails(capsys, ex.check_01_exercise_3(lambda P, C, D, bias=True: P * C * D + (D if bias else 0)), "weights and biases")
+    fails(capsys, ex.check_01_exercise_3(lambda P, C, D: P * P * C * D + D), "unexpected keyword argument 'bias'")
+
+
+def test_01_exercise_4(capsys):
+    pos_1d = sincos_1d(torch.arange(64), 64)
+    passes(capsys, ex.check_01_exercise_4(pos_1d, (7, 8), [8, 0]))
+    fails(capsys, ex.check_01_exercise_4(sincos_2d(8, 8, 64), (7, 8), (0, 8)), "`pos_1d` is not")
+    fails(capsys, ex.check_01_exercise_4(pos_1d, (0, 8), (0, 8)), "`more_alike_1d` is not the pair", "1-D")
+    fails(capsys, ex.check_01_exercise_4(pos_1d, (7, 8), (7, 8)), "`more_alike_2d` is not the pair", "2-D")
+    fails(capsys, ex.check_01_exercise_4(pos_1d, (1, 2), (0, 8)), "one of the two pairs")
+
+
+# ---------------------------------------------------------------- lesson 02
+
+
+def _grad_norms(scale_power: float = 0.5) -> dict:
+    torch.manual_seed(0)
+    g, norms = torch.randn(64), {}
+    for d in (4, 64, 1024):  # the solution's loop, with the scale's power as a knob for wrong answers
+        q, k = torch.randn(256, d), torch.randn(64, d)
+        for scaled in (False, True):
+            s = q @ k.T / (d**scale_power if scaled else 1.0)
+            s.requires_grad_(True)
+            (s.softmax(dim=-1) * g).sum().backward()
+            norms[d, scaled] = s.grad.norm(dim=-1).median().item()
+    return norms
+
+
+def test_02_exercise_1(capsys):
+    norms = _grad_norms()
+    passes(capsys, ex.check_02_exercise_1(norms))
+    fails(capsys, ex.check_02_exercise_1(_grad_norms(scale_power=0.1)), "same size at every d")
+    swapped = {(d, scaled): norms[d, not scaled] for d, scaled in norms}
+    fails(capsys, ex.check_02_exercise_1(swapped), "divide the scores by sqrt(d)")
+    fails(capsys, ex.check_02_exercise_1({key: 16 * value for key, value in norms.items()}), "median over the rows")
+    fails(capsys, ex.check_02_exercise_1({(4, True): 0.1}), "no value yet", "(1024, False)")
+
+
+def _face_maps(alphas=(0.0, 0.75, 1.25), normalise_rows: bool = True) -> dict:
+    P, tau, side = 14, 0.1, 16  # the solution's construction
+    photo = load_sample_photo(224)
+    pixels = patchify(photo[None], P)[0]
+    colour = reduce(pixels, "n (pq c) -> n c", "mean", c=3)
+    feat = colour - colour.mean(dim=0)
+    feat = feat / feat.norm(dim=-1, keepdim=True)
+    pos = sincos_2d(side, side, 16)
+    pos = pos / pos.norm(dim=-1, keepdim=True)
+    maps = {}
+    for alpha in alphas:
+        f = torch.cat([feat, alpha * pos], dim=-1)
+        _, w = attention(f * math.sqrt(f.shape[-1]) / tau, f, pixels)
+        maps[alpha] = w[6 * side + 8] if normalise_rows else w[6 * side + 8] * 2
+    return maps
+
+
+def test_02_exercise_2(capsys):
+    maps = _face_maps()
+    passes(capsys, ex.check_02_exercise_2(maps))
+    fails(capsys, ex.check_02_exercise_2(_face_maps(normalise_rows=False)), "do not sum to 1 over the keys")
+    fails(capsys, ex.check_02_exercise_2(_face_maps(alphas=(0.0, 0.75, 1.25)[::-1]) | {0.0: maps[1.25], 1.25: maps[0.0]}),
+          "gather around the face")
+    fails(capsys, ex.check_02_exercise_2({0.0: maps[0.0]}), "no map yet for alpha = [0.75, 1.25]")
+    fails(capsys, ex.check_02_exercise_2({a: m[:100] for a, m in maps.items()}), "one per patch (256)")
+
+
+def test_02_exercise_3(capsys):
+    torch.manual_seed(0)
+    mask = causal_mask(2, 6)
+    q, k, v = torch.randn(3, 6, 8).unbind(0)  # the solution's
+    full, _ = attention(q, k, v, causal_mask(6))
+    last_two, _ = attention(q[-2:], k, v, mask)
+    passes(capsys, ex.check_02_exercise_3(mask, last_two, full))
+    fails(capsys, ex.check_02_exercise_3(causal_mask(2), last_two, full), "(2, 6)")
+    fails(capsys, ex.check_02_exercise_3(torch.ones(2, 6, dtype=torch.bool).tril(), last_two, full), "positions 4 and 5")
+    fails(capsys, ex.check_02_exercise_3(mask.int(), last_two, full), "boolean")
+    unmasked, _ = attention(q[-2:], k, v)
+    fails(capsys, ex.check_02_exercise_3(mask, unmasked + 1, full), "differs from the last 2 rows of `full`")
+
+
+def test_02_exercise_4(capsys):
+    budget = 8 * 2**30
+    side = 14
+    while ex._attention_bytes(side + 14) <= budget:  # the solution's search
+        side += 14
+    passes(capsys, ex.check_02_exercise_4(side, (side // 14) ** 2))
+    fails(capsys, ex.check_02_exercise_4(side - 14, (side // 14 - 1) ** 2), "a larger side", hidden=(str(side),))
+    fails(capsys, ex.check_02_exercise_4(side + 14, (side // 14 + 1) ** 2), "more than 8 GiB")
+    fails(capsys, ex.check_02_exercise_4(800, 3265), "multiple of 14")
+    fails(capsys, ex.check_02_exercise_4(side, side // 14), "`tokens`")
+
+
+# ---------------------------------------------------------------- lesson 03
+
+
+def _layouts(n_img: int = 64) -> dict:
+    """The solution's (N, N) text-query-may-see-image-key matrices, and which positions are image tokens."""
+    text = "USER: what colour is the flag ? ASSISTANT:".split()
+    results = {}
+    for name, after in (("after", 0), ("end", len(text) - 1)):
+        kinds = ["text"] * (after + 1) + ["image"] * n_img + ["text"] * (len(text) - after - 1)
+        is_img = torch.tensor([k == "image" for k in kinds])
+        results[name] = causal_mask(len(kinds)) & ~is_img[:, None] & is_img[None, :], is_img
+    return results
+
+
+def test_03_exercise_1(capsys):
+    (after, is_img_after), (end, is_img_end) = _layouts().values()
+    passes(capsys, ex.check_03_exercise_1(after, end))
+    compact_after, compact_end = after[~is_img_after][:, is_img_after], end[~is_img_end][:, is_img_end]  # (8, 64)
+    passes(capsys, ex.check_03_exercise_1(compact_after, compact_end))
+    (small_after, _), (small_end, _) = _layouts(16).values()
+    passes(capsys, ex.check_03_exercise_1(small_after.int(), small_end))
+    no_causal = ~is_img_after[:, None] & is_img_after[None, :]  # every text token sees the image, 'USER:' too
+    fails(capsys, ex.check_03_exercise_1(no_causal, end), "right after 'USER:'", "not (text query, image key) pairs")
+    fails(capsys, ex.check_03_exercise_1(after, compact_after), "at the end", "are wrong")
+    fails(capsys, ex.check_03_exercise_1(compact_after & False, compact_end), "right after 'USER:'", "are missing")
+    fails(capsys, ex.check_03_exercise_1(torch.ones(5, 3, dtype=torch.bool), end), "has shape (5, 3)")
+
+
+def test_03_exercise_2(capsys):
+    torch.manual_seed(0)
+    student = GatedCrossAttentionBlock(64, 4, context_dim=48)  # the solution's
+    teacher = copy.deepcopy(student)
+    with torch.no_grad():
+        teacher.attn_gate.fill_(1.0)
+        teacher.mlp_gate.fill_(1.0)
+    untrained = copy.deepcopy(student)
+    text, image = torch.randn(4, 9, 64), torch.randn(4, 64, 48)
+    with torch.no_grad():
+        target = teacher(text, image)
+    everything = copy.deepcopy(student)
+    for model, parameters in ((student, [student.attn_gate, student.mlp_gate]), (everything, list(everything.parameters()))):
+        optimizer = torch.optim.Adam(parameters, lr=0.05)
+        for _ in range(40):  # quick mode's steps(150, 40)
+            loss = F.mse_loss(model(text, image), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    passes(capsys, ex.check_03_exercise_2(student, teacher))
+    fails(capsys, ex.check_03_exercise_2(untrained, teacher), "still at 0")
+    fails(capsys, ex.check_03_exercise_2(everything, teacher), "differs from the teacher's", "only the two gates")
+    fails(capsys, ex.check_03_exercise_2(student, untrained), "set both of the teacher's gates")
+    fails(capsys, ex.check_03_exercise_2(student, student), "a copy of the student")
+
+
+def test_03_exercise_3(capsys):
+    D = 2048
+
+    def layer_flops(n):  # the solution's
+        return 4 * n * n * D, 24 * n * D * D
+
+    total = {n_img: sum(layer_flops(n_img + 64)) for n_img in (576, 144)}
+    speedup = total[576] / total[144]
+    passes(capsys, ex.check_03_exercise_3(layer_flops, speedup))
+    fails(capsys, ex.check_03_exercise_3(layer_flops, 4.0), "add the 64 text tokens", hidden=(f"{speedup:.1f}",))
+    fails(capsys, ex.check_03_exercise_3(layer_flops, 1 / speedup), "turn it around")
+    fails(capsys, ex.check_03_exercise_3(lambda n: (2 * n * n * D, 24 * n * D * D), speedup), "attention-score FLOPs")
+    fails(capsys, ex.check_03_exercise_3(lambda n: 4 * n * n * D + 24 * n * D * D, speedup), "two numbers")
+
+
+def test_03_exercise_4(capsys):
+    latents = nn.Parameter(torch.randn(1, 8, 64))  # the solution's
+    resampler = MultiHeadAttention(64, 4, context_dim=48)
+    passes(capsys, ex.check_03_exercise_4(resampler, latents))
+    fails(capsys, ex.check_03_exercise_4(resampler, latents.detach()), "nn.Parameter")
+    fails(capsys, ex.check_03_exercise_4(MultiHeadAttention(64, 4), latents), "context_dim=48")
+    fails(capsys, ex.check_03_exercise_4(resampler, nn.Parameter(torch.randn(8, 64))), "(1, 8, 64)")
+
+
+# ---------------------------------------------------------------- lesson 05
+
+
+def test_05_exercise_1(capsys):
+    names = ["pool", "pixel_shuffle"]
+    pool, shuffle = (build_projector(name, 32, 16, factor=3) for name in names)
+    real = {name: projector_parameters(build_projector(name, 1024, 2048, factor=3)) for name in names}
+    passes(capsys, ex.check_05_exercise_1(pool, shuffle, real))
+    fails(capsys, ex.check_05_exercise_1(build_projector("pool", 32, 16), shuffle, real), "`pool` turns 576 tokens into 144")
+    fails(capsys, ex.check_05_exercise_1(shuffle, pool, real), "should be built with build_projector('pool'")
+    wrong = dict(real, pixel_shuffle=projector_parameters(build_projector("pixel_shuffle", 1024, 2048)))
+    fails(capsys, ex.check_05_exercise_1(pool, shuffle, wrong), "real_params['pixel_shuffle']", hidden=(str(real["pixel_shuffle"]),))
+
+
+def _window_counts() -> tuple[dict, tuple]:
+    torch.manual_seed(0)
+    x = torch.randn(64, 32)
+
+    def compare(projector):  # the solution's read() and compare()
+        read = [influence_map(projector, x, j) for j in (5, 6)]
+        a, b = (values > 0.01 * values.max() for values in read)
+        return int(a.sum()), int((a & b).sum())
+
+    counts = {name: compare(build_projector(name, 32, 16)) for name in ["ldp", "ldpv2", "pool", "pixel_shuffle"]}
+    disjoint = build_projector("ldp", 32, 16)
+    disjoint.block2.depthwise = nn.Conv2d(16, 16, 2, stride=2, groups=16, bias=False)
+    return counts, compare(disjoint)
+
+
+def test_05_exercise_2(capsys):
+    counts, disjoint = _window_counts()
+    passes(capsys, ex.check_05_exercise_2(counts, disjoint))
+    fails(capsys, ex.check_05_exercise_2(dict(counts, ldp=(9, 3)), disjoint), "ldp: output token 5 reads more", hidden=("25",))
+    fails(capsys, ex.check_05_exercise_2(dict(counts, pool=(4, 2)), disjoint), "pool:", "both read")
+    fails(capsys, ex.check_05_exercise_2(counts, (4, 0)), "the disjoint LDP", "reads more")
+    fails(capsys, ex.check_05_exercise_2({"ldp": (25, 15)}, disjoint), "no (read, shared) pair yet", "ldpv2")
+
+
+def test_05_exercise_3(capsys):
+    def ldp_params(d_v, c):  # the solution's
+        mlp = d_v * c + c + c * c + c
+        block = 9 * c + 4 * c + (c * c // 4 + c // 4) + (c // 4 * c + c) + c * c
+        return mlp + 2 * block
+
+    def ldpv2_params(d_v, c):
+        return d_v * c + c + c * c + c + 9 * c + c
+
+    width = next(c for c in range(8, 20000, 8) if ldp_params(1024, c) > 100e6)
+    passes(capsys, ex.check_05_exercise_3(ldp_params, ldpv2_params, width))
+    passes(capsys, ex.check_05_exercise_3(ldp_params, ldpv2_params, 4870))
+    no_layernorms = lambda d_v, c: ldp_params(d_v, c) - 8 * c  # noqa: E731
+    fails(capsys, ex.check_05_exercise_3(no_layernorms, ldpv2_params, width), "ldp_params(1024, 2048)", "term by term")
+    fails(capsys, ex.check_05_exercise_3(ldp_params, lambda d_v, c: d_v * c + c + c * c + c, width), "ldpv2_params(")
+    fails(capsys, ex.check_05_exercise_3(ldp_params, ldpv2_params, 4096), "fewer than 100M", "go wider")
+    fails(capsys, ex.check_05_exercise_3(ldp_params, ldpv2_params, 10000), "well below width 10000")
+
+
+# ---------------------------------------------------------------- lesson 06
+
+
+def test_06_exercise_1(capsys):
+    def rope_complex(x, positions, base=10000.0):  # the solution's
+        d = x.shape[-1]
+        z = torch.complex(x[..., : d // 2], x[..., d // 2:])
+        theta = base ** (-torch.arange(0, d, 2).float() / d)
+        angle = positions.float()[:, None] * theta
+        z = z * torch.polar(torch.ones_like(angle), angle)
+        return torch.cat([z.real, z.imag], dim=-1)
+
+    def interleaved(x, positions, base=10000.0):  # pairs (x_0, x_1), (x_2, x_3), ...: another convention
+        z = torch.view_as_complex(rearrange(x, "... (p two) -> ... p two", two=2).contiguous())
+        theta = base ** (-torch.arange(0, x.shape[-1], 2).float() / x.shape[-1])
+        z = z * torch.polar(torch.ones(len(positions), len(theta)), positions.float()[:, None] * theta)
+        return rearrange(torch.view_as_real(z), "... p two -> ... (p two)")
+
+    passes(capsys, ex.check_06_exercise_1(rope_complex))
+    fails(capsys, ex.check_06_exercise_1(lambda x, positions, base=10000.0: x), "returns its input unchanged")
+    fails(capsys, ex.check_06_exercise_1(interleaved), "differs from apply_rope", "pair i is (x_i, x_(i+d/2))")
+    fails(capsys, ex.check_06_exercise_1(lambda x, positions: rope_complex(x, positions)), "unexpected keyword argument 'base'")
+    fails(capsys, ex.check_06_exercise_1(lambda x, positions, base=1e4: torch.complex(x, x)), "return real numbers")
+
+
+def test_06_exercise_2(capsys):
+    mha, gqa = preset("mobilellama-1.4b"), preset("mobilellama-1.4b", num_key_value_heads=4)
+    saved = count_parameters(mha) - count_parameters(gqa)
+    before, after = (2**30 // kv_cache_bytes(c, 2048) for c in (mha, gqa))
+    passes(capsys, ex.check_06_exercise_2(saved, before, after))
+    fails(capsys, ex.check_06_exercise_2(-saved, before, after), "turn it around")
+    fails(capsys, ex.check_06_exercise_2(saved, 2**30 / kv_cache_bytes(mha, 2048), after), "round down")
+    fails(capsys, ex.check_06_exercise_2(saved, before, 4 * before), "`sequences_after`", hidden=(str(after),))
+
+
+def test_06_exercise_3(capsys):
+    def min_p_filter(logits, min_p):  # the solution's
+        probs = logits.softmax(-1)
+        threshold = min_p * probs.max(dim=-1, keepdim=True).values
+        return logits.masked_fill(probs < threshold, -math.inf)
+
+    def global_max(logits, min_p):  # compares against the largest probability of the whole batch
+        probs = logits.softmax(-1)
+        return logits.masked_fill(probs < min_p * probs.max(), -math.inf)
+
+    def rescaled(logits, min_p):
+        return min_p_filter(logits, min_p) - logits.logsumexp(-1, keepdim=True)
+
+    passes(capsys, ex.check_06_exercise_3(min_p_filter))
+    fails(capsys, ex.check_06_exercise_3(lambda logits, min_p: logits), "keeps every token")
+    fails(capsys, ex.check_06_exercise_3(global_max), "that row's own largest probability")
+    fails(capsys, ex.check_06_exercise_3(rescaled), "keep their logits unchanged")
+    fails(capsys, ex.check_06_exercise_3(lambda logits, min_p: min_p_filter(logits.mul_(1.0).add_(1.0), min_p)), "in place")
