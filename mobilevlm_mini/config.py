@@ -80,14 +80,16 @@ class StageConfig:
 class TrainConfig:
     """A whole training run; saved as config.json next to the weights, so a checkpoint knows how it was made.
 
-    Stages run in order: `align` (stage 1: captions, only the projector learns) and `instruct` (stage 2:
-    conversations, projector and LLM learn); 0 steps skips a stage. The ViT is frozen throughout;
+    Stages run in order: `align` (stage 1: captions; the projector learns, and the LLM too when
+    `align_llm`) and `instruct` (stage 2: conversations, projector and LLM learn); 0 steps skips a
+    stage. The ViT is frozen throughout;
     `encoder_quick` picks which cached pretrained ViT (contrastive.pretrained_vit(quick)).
     """
 
     model: VLMConfig = field(default_factory=VLMConfig)
-    align: StageConfig = field(default_factory=lambda: StageConfig(steps=50))
-    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=500))
+    align: StageConfig = field(default_factory=lambda: StageConfig(steps=150, lr=2e-3))
+    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=350))
+    align_llm: bool = True  # stage 1 trains the LLM too: ours starts untrained (MobileVLM's arrives pretrained)
     n_train: int = 5000  # training images (each with a caption and a whole conversation)
     n_val: int = 100  # validation images, checked every `eval_every` steps
     n_test: int = 1000  # test images, for the final report

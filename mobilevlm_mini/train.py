@@ -1,8 +1,10 @@
 """Training the tiny MobileVLM: one loop for every stage, checkpoints, resume, evaluation (lesson 07).
 
 The recipe follows MobileVLM, shrunk to a CPU:
-    align     stage 1: image -> caption; only the projector learns (ViT and LLM frozen)
+    align     stage 1: image -> caption; the projector learns, and (`align_llm`, our default) the LLM too
     instruct  stage 2: image -> multi-turn question/answer conversation; projector and LLM learn (ViT frozen)
+MobileVLM's stage 1 trains only the projector because its LLM arrives pretrained; ours starts from
+random weights, and with a frozen random LLM the answer tokens barely look at the picture (lesson 07).
 Both stages use AdamW, a linear warm-up then a cosine decay, and gradient clipping.
 
 The ViT never changes, so each image's patch tokens are computed once (`prepare_split`) and reused
@@ -47,7 +49,11 @@ from mobilevlm_mini.data import QUESTION_TYPES, images_to_tensor, load_split
 from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
 
 STAGES = ("align", "instruct")
-TRAINS = {"align": ("projector",), "instruct": ("projector", "llm")}  # which parts learn in each stage
+def trained_parts(stage: str, config: TrainConfig) -> tuple[str, ...]:
+    """Which parts learn in a stage: the projector always, the LLM in stage 2 and (align_llm) in stage 1; never the ViT."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    return ("projector", "llm") if stage == "instruct" or config.align_llm else ("projector",)
 
 
 # ---------------------------------------------------------------- data
@@ -168,11 +174,12 @@ def lr_factor(step: int, stage: StageConfig) -> float:
     return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, stage.steps) / stage.steps)))
 
 
-def set_trainable(model: MobileVLM, stage: str) -> list[torch.nn.Parameter]:
+def set_trainable(model: MobileVLM, stage: str, config: TrainConfig) -> list[torch.nn.Parameter]:
     """Freeze every part except those this stage trains (the ViT is always frozen); return the trainable parameters."""
+    parts = trained_parts(stage, config)
     for part in ("projector", "llm"):
         for parameter in model.part_parameters(part):
-            parameter.requires_grad_(part in TRAINS[stage])
+            parameter.requires_grad_(part in parts)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -293,12 +300,12 @@ def train(
     for name, stage, first in plan:
         if step >= first + stage.steps or step >= stop:
             continue
-        optimizer = torch.optim.AdamW(set_trainable(model, name), lr=stage.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(set_trainable(model, name, config), lr=stage.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s, stage=stage: lr_factor(s, stage))
         if step > first:  # resuming inside this stage
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-        bar = tqdm(total=stage.steps, initial=step - first, desc=f"{name} ({', '.join(TRAINS[name])})", disable=not progress, mininterval=1)
+        bar = tqdm(total=stage.steps, initial=step - first, desc=f"{name} ({', '.join(trained_parts(name, config))})", disable=not progress, mininterval=1)
         while step < min(first + stage.steps, stop):
             local = step - first
             seed = config.seed * 10 + STAGES.index(name)

@@ -80,12 +80,17 @@ def test_stage_plan_skips_empty_stages_and_refuses_none():
         stage_plan(tiny_config(align=StageConfig(steps=0), instruct=StageConfig(steps=0)))
 
 
-def test_stage_one_trains_only_the_projector():
-    model = build_model(tiny_config())
-    trainable = set_trainable(model, "align")
-    assert {id(p) for p in trainable} == {id(p) for p in [*model.projector.parameters(), model.visual_positions]}
-    assert {id(p) for p in set_trainable(model, "instruct")} == {id(p) for p in [*model.projector.parameters(), model.visual_positions, *model.llm.parameters()]}
+@pytest.mark.parametrize("align_llm", [False, True])
+def test_each_stage_trains_its_parts_and_never_the_vit(align_llm):
+    config = tiny_config(align_llm=align_llm)
+    model = build_model(config)
+    projector = [*model.projector.parameters(), model.visual_positions]
+    expected = projector + list(model.llm.parameters()) if align_llm else projector
+    assert {id(p) for p in set_trainable(model, "align", config)} == {id(p) for p in expected}
+    assert {id(p) for p in set_trainable(model, "instruct", config)} == {id(p) for p in projector + list(model.llm.parameters())}
     assert not any(p.requires_grad for p in model.vit.parameters())
+    with pytest.raises(ValueError, match="unknown stage 'pretrain'"):
+        set_trainable(model, "pretrain", config)
 
 
 def test_conversation_batch_shuffles_turns_but_keeps_every_answer(datasets):
