@@ -57,3 +57,19 @@ def test_saved_outputs_are_clean(path):
 
 def test_every_solution_belongs_to_a_lesson():
     assert {p.name for p in SOLUTIONS} == {p.name for p in NOTEBOOKS}
+
+
+def test_readme_links_every_lesson_with_its_thumbnail():
+    readme = (LESSONS.parent / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"(lessons/{path.name})" in readme, f"README's lesson table does not link {path.name}"
+        thumbnail = LESSONS.parent / "assets" / "thumbnails" / f"{path.name[:2]}.png"
+        assert thumbnail.is_file(), f"{thumbnail} is missing: run tools/thumbnails.py"
+    for linked in re.findall(r"\(lessons/([^)/]+\.ipynb)\)", readme):
+        assert (LESSONS / linked).is_file(), f"README links lessons/{linked}, which does not exist"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[:-1], ids=lambda p: p.name)
+def test_each_lesson_links_the_next(path):
+    following = NOTEBOOKS[NOTEBOOKS.index(path) + 1].name
+    assert following in text(load(path), "markdown"), f"{path.name} should end with a link to {following}"
