@@ -323,19 +323,19 @@ def show_loss_curves(
 
 
 def show_gallery(images: list, texts: list[str], ncols: int = 4, title: str = "", width: float = 3.2):
-    """Images (PIL, (H, W, 3) arrays or (3, H, W) tensors) in a grid, each with its text below; returns the figure."""
+    """Images (PIL, (H, W, 3) arrays or (3, H, W) tensors) in a grid, each with its text above; returns the figure."""
     if len(images) != len(texts):
         raise ValueError(f"got {len(images)} images but {len(texts)} texts; give one text per image")
     import numpy as np
 
     nrows = -(-len(images) // ncols)
     lines = max(text.count("\n") + 1 for text in texts)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, nrows * (width + 0.16 * lines)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, nrows * (width + 0.16 * lines) + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, text in zip(axes.flat, images, texts):
         ax.imshow(to_hwc(image) if isinstance(image, torch.Tensor) else np.asarray(image), interpolation="nearest")
-        ax.set_title(text, fontsize=7.5, loc="left", y=-0.02 - 0.075 * lines, va="bottom")
+        ax.set_title(text, fontsize=7.5, loc="left")  # a normal title, so tight_layout leaves room for every line
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -383,4 +383,33 @@ def show_spread(spreads: dict[str, dict], ax: plt.Axes | None = None, title: str
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def show_filmstrip(frames, kept: list[int] | None = None, ax: plt.Axes | None = None, title: str = "", mark: int | None = None) -> plt.Axes:
+    """A clip's frames (T, H, W, 3) side by side, labelled by frame index; frames not in `kept` are faded.
+
+    mark: a frame index to flag with a red line on its left edge (e.g. the first frame after a change).
+    """
+    import numpy as np
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames shaped (T, H, W, 3), got {frames.shape}")
+    count, height, width = frames.shape[:3]
+    kept = list(range(count)) if kept is None else list(kept)
+    bad = [i for i in kept if not 0 <= i < count]
+    if bad:
+        raise ValueError(f"kept frame indices {bad} are outside 0..{count - 1}")
+    ax = ax or plt.gca()
+    gap = max(1, width // 16)
+    strip = np.full((height, count * (width + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        shown = frame if i in kept else (frame * 0.25 + 255 * 0.75).astype(np.uint8)  # faded: the model does not see it
+        strip[:, i * (width + gap) : i * (width + gap) + width] = shown
+    ax.imshow(strip, interpolation="nearest")
+    ax.set_xticks([i * (width + gap) + width / 2 for i in range(count)], [f"{i}*" if i in kept else str(i) for i in range(count)])
+    if mark is not None:
+        ax.axvline(mark * (width + gap) - gap / 2 - 0.5, color="red", linewidth=2)
+    ax.set(title=title, xlabel="frame index (* = kept)", yticks=[])
     return ax

@@ -19,7 +19,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 240  # pixels
-FIGURE = {"00": 0, "02": 1, "05": 1, "07": 1}  # lesson -> which of its figures reads best small
+FIGURE = {"00": 0, "02": 1, "05": 1, "07": 1, "11": 6, "12": 1}  # lesson -> which of its figures reads best small
 
 
 def figures(path: Path) -> list[bytes]:
