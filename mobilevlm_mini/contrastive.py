@@ -36,7 +36,7 @@ from torch import nn
 from mobilevlm_mini import config as run_config
 from mobilevlm_mini.attention import Block
 from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint
-from mobilevlm_mini.data import COLOURS, SHAPES, SIZES, SceneObject, caption, images_to_tensor, load_split, split_words, vocabulary
+from mobilevlm_mini.data import COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, caption, images_to_tensor, load_split, split_words, vocabulary
 from mobilevlm_mini.vision import ViT, ViTConfig
 
 # ---------------------------------------------------------------- losses
@@ -342,8 +342,9 @@ def models_dir() -> Path:
 
 
 def recipe_path(recipe: PretrainConfig) -> Path:
-    """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting>."""
-    digest = hashlib.sha1(json.dumps(config_to_dict(recipe), sort_keys=True).encode()).hexdigest()[:10]
+    """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
+    key = {"recipe": config_to_dict(recipe), "data_version": DATA_VERSION}  # redrawn data -> a new encoder
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
 

@@ -44,7 +44,7 @@ from mobilevlm_mini.checkpoint import (
     CONFIG, TRAINER_STATE, WEIGHTS, config_to_dict, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state,
 )
 from mobilevlm_mini.config import StageConfig, TrainConfig, cache_dir, seed_everything, vlm_preset
-from mobilevlm_mini.contrastive import default_recipe, pretrained_vit
+from mobilevlm_mini.contrastive import default_recipe, pretrained_vit, recipe_path
 from mobilevlm_mini.data import QUESTION_TYPES, images_to_tensor, load_split
 from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
 
@@ -347,10 +347,11 @@ def trained_vlm(preset: str = "tiny", progress: bool = True, **overrides) -> Mob
     """The model `vlm_preset(preset, **overrides)` trains: from the cache, or trained now and cached.
 
     Lessons 08-12 start from a trained model; this makes each of them run alone on a fresh machine.
-    The folder name hashes the whole config, so a changed recipe never loads stale weights.
+    The folder name hashes the whole config and names the encoder it reads, so a changed recipe never loads stale weights.
     """
     config = vlm_preset(preset, **overrides)
-    digest = hashlib.sha1(json.dumps(config_to_dict(config), sort_keys=True).encode()).hexdigest()[:10]
+    key = {"config": config_to_dict(config), "encoder": recipe_path(default_recipe(config.encoder_quick)).name}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     path = cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
     if not (path / WEIGHTS).is_file():
         partial = path.with_name(path.name + ".partial")  # renamed only when training has finished
