@@ -9,24 +9,34 @@ Plots and discussion questions have no checker; the solutions notebooks show the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from safetensors import safe_open
 from torch import nn
 
 from mobilevlm_mini.attention import GatedCrossAttentionBlock, MultiHeadAttention, causal_mask
+from mobilevlm_mini.bench import bytes_per_token
 from mobilevlm_mini.config import QUICK_ENV
-from mobilevlm_mini.language import apply_rope, kv_cache_bytes, preset, rope_cos_sin
+from mobilevlm_mini.contrastive import PretrainConfig
+from mobilevlm_mini.data import COARSE_TYPES, COLOURS, FINE_TYPES
+from mobilevlm_mini.hf import config_from_hf
+from mobilevlm_mini.language import MobileLlama, apply_rope, kv_cache_bytes, preset, rope_cos_sin
 from mobilevlm_mini.language import count_parameters as llm_parameters
+from mobilevlm_mini.model import IGNORE
 from mobilevlm_mini.patches import PatchEmbed, patchify, sincos_1d, sincos_2d
 from mobilevlm_mini.photos import load_sample_photo
 from mobilevlm_mini.projectors import PixelShuffle, PoolProjector, build_projector, count_parameters
+from mobilevlm_mini.quant import GRANULARITIES, QuantLinear, QuantSpec, quantize, quantize_model, size_on_disk
+from mobilevlm_mini.video import every_kth_frame
 
 _QUICK_AT_IMPORT = os.environ.get(QUICK_ENV)  # lesson 00, exercise 1 asks the learner to put it back
 
@@ -659,3 +669,347 @@ def check_06_exercise_3(min_p_filter: Any) -> str:
         if not torch.equal(got[keep], logits[keep]):
             raise NotYet("the tokens you keep must keep their logits unchanged")
     return "min_p_filter keeps exactly the right tokens on every hidden case: now compare what it keeps with top-p 0.9"
+
+
+# ---------------------------------------------------------------- lesson 04 · a tiny ViT and contrastive pretraining
+
+
+@checker
+def check_04_exercise_1(recipes: Any, short: Any) -> str:
+    """Lesson 04, exercise 1: CLIP and SigLIP recipes at batch 16 and 128 that see the same number of images as each other."""
+    keys = [(loss, batch) for loss in ("clip", "siglip") for batch in (16, 128)]
+    missing = [key for key in keys if key not in _given(recipes, "recipes")]
+    if missing:
+        raise NotYet(f"`recipes` has no recipe yet for (loss, batch) = {missing}")
+    if not isinstance(short, PretrainConfig):
+        raise NotYet("pass the lesson's short recipe, `short`, as the second argument")
+    for (loss, batch), recipe in ((key, recipes[key]) for key in keys):
+        if not isinstance(recipe, PretrainConfig):
+            raise NotYet(f"recipes[{loss!r}, {batch}] should be a recipe made with dataclasses.replace(short, ...), got {type(recipe).__name__}")
+        if recipe.batch_size != batch:
+            raise NotYet(f"recipes[{loss!r}, {batch}] has batch_size {recipe.batch_size}")
+        if recipe.model.loss != loss:
+            raise NotYet(f"recipes[{loss!r}, {batch}] trains with the {recipe.model.loss!r} loss: set model=dataclasses.replace(short.model, loss=...)")
+        if dataclasses.replace(recipe, steps=short.steps, batch_size=short.batch_size, model=short.model) != short:
+            raise NotYet(f"recipes[{loss!r}, {batch}] changes more than the steps, the batch size and the loss of `short`")
+    seen = {key: recipes[key].steps * recipes[key].batch_size for key in keys}
+    if len(set(seen.values())) > 1:
+        raise NotYet("the four runs do not see the same number of images (steps x batch size): "
+                     + ", ".join(f"{loss} at {batch}: {n:,}" for (loss, batch), n in seen.items()))
+    if min(recipe.steps for recipe in recipes.values()) < 1:
+        raise NotYet("every run needs at least one step")
+    return "four runs that differ only in loss and batch size, each seeing the same images (the accuracies are for you to compare with the solution)"
+
+
+_SCENES = [  # (objects, index in SHAPES of the large one): hidden cases for lesson 04, exercise 3
+    ([("circle", "red", "small", 0, 0), ("cross", "blue", "large", 1, 1)], 4),
+    ([("diamond", "green", "large", 2, 2)], 3),
+    ([("square", "red", "small", 0, 1), ("circle", "yellow", "small", 2, 0), ("triangle", "red", "large", 0, 2)], 2),
+    ([("square", "purple", "large", 1, 0), ("cross", "blue", "small", 0, 0)], 1),
+]
+
+
+@checker
+def check_04_exercise_3(largest_shape: Any) -> str:
+    """Lesson 04, exercise 3: the probe's label, the index in data.SHAPES of a scene's large object, on hidden scenes."""
+    keys = ("shape", "colour", "size", "row", "col")
+    for scene, want in _SCENES:
+        objects = [dict(zip(keys, values)) for values in scene]  # as dataset["objects"] holds them
+        got = _call(largest_shape, "largest_shape", objects)
+        if isinstance(got, str):
+            raise NotYet(f"`largest_shape` returned the name {got!r}: return its index in data.SHAPES, a class label for cross-entropy")
+        if _number(got, "largest_shape(objects)") != want:
+            raise NotYet(f"`largest_shape` is wrong on a scene of {len(objects)} object(s) whose large object is number "
+                         f"{[o['size'] for o in objects].index('large')} in the list: pick the object whose size is 'large'")
+    return "the labels are right; what the linear and MLP probes read from each representation is for you to compare with the solution"
+
+
+# ---------------------------------------------------------------- lesson 07 · the tiny MobileVLM
+
+
+@checker
+def check_07_exercise_1(all_labels: Any, input_ids: Any, attention_mask: Any, tok: Any) -> str:
+    """Lesson 07, exercise 1: labels on every text token of a batch: the ids themselves, IGNORE on padding."""
+    labels, ids, mask = _tensor(all_labels, "all_labels"), _tensor(input_ids, "input_ids"), _tensor(attention_mask, "attention_mask")
+    if labels.shape != ids.shape:
+        raise NotYet(f"`all_labels` has shape {tuple(labels.shape)}, expected one label per id, {tuple(ids.shape)} (the model "
+                     "shifts the labels by one itself)")
+    image = ids == tok.image_id  # merge replaces this position by the K visual tokens, all ignored
+    padding, text = mask == 0, (mask != 0) & ~image
+    if (labels[padding] != IGNORE).any():
+        raise NotYet(f"{int((labels[padding] != IGNORE).sum())} padding positions (attention_mask == 0) have a label: set them to IGNORE")
+    if ((labels[text] != ids[text]) & (labels[text] != IGNORE)).any():
+        raise NotYet("some labels of text positions differ from the ids: the label of a position is its own id "
+                     "(the model compares position t's prediction with the label at t + 1)")
+    if (labels[text] == IGNORE).any():
+        raise NotYet(f"{int((labels[text] == IGNORE).sum())} text positions are still IGNORE: label every token of the "
+                     "questions and answers, not only the answers")
+    if not ((labels[image] == IGNORE) | (labels[image] == tok.image_id)).all():
+        raise NotYet("the <image> position should keep its id or be IGNORE")
+    return "every text token is labelled, padding never; compare the two losses and the question/answer split with the solution"
+
+
+@checker
+def check_07_exercise_2(model: Any, features: Any, question: Any, p: Any, p_half: Any) -> str:
+    """Lesson 07, exercise 2: the model's probability of each colour as the first answer token, and the same at temperature 0.5."""
+    feats = _tensor(features, "features")
+    if feats.ndim != 3 or feats.shape[0] != 1:
+        raise NotYet(f"`features` has shape {tuple(feats.shape)}: give one picture's features, (1, K, D), e.g. test.features[i:i + 1]")
+    if not isinstance(_given(question, "question"), str):
+        raise NotYet(f"`question` should be the text of the question, got {type(question).__name__}")
+    colours = list(COLOURS)
+    got = _tensor(p, "p").float().flatten()
+    if got.numel() != len(colours):
+        raise NotYet(f"`p` has {got.numel()} entries: give one probability per colour, in the order of data.COLOURS ({len(colours)})")
+    tok = model.tokenizer
+    input_ids, mask = model.prompts([question])
+    with torch.no_grad():
+        probs = model(input_ids, feats, mask).logits[0, -1].softmax(-1)  # (vocab,) the next token after the prompt
+    want = torch.stack([probs[tok.ids[c]] for c in colours])
+    if not (torch.allclose(got, want, atol=1e-4) or torch.allclose(got, want / want.sum(), atol=1e-4)):
+        hint = " (did you take the softmax of the logits?)" if (got < 0).any() or got.sum() > 1.01 else ""
+        raise NotYet(f"`p` is not the model's probability of each colour as the first answer token{hint}: softmax over the vocabulary "
+                     "at the last prompt position, then pick each colour's token id")
+    half = _tensor(p_half, "p_half").float().flatten()
+    if half.shape != got.shape or (half < 0).any():
+        raise NotYet("`p_half` should hold one probability per colour, like `p`")
+    sharpened = got**2 / (got**2).sum()
+    if not torch.allclose(half / half.sum(), sharpened, atol=1e-4):
+        flatter = half.max() / half.sum() < got.max() / got.sum()
+        raise NotYet("`p_half` is not the colour distribution at temperature 0.5: "
+                     + ("yours is flatter than p, but a temperature below 1 sharpens it: " if flatter else "")
+                     + "sampling at temperature T draws from softmax(logits / T)")
+    return "a temperature of 0.5 squares the probabilities and renormalises them; compare your sampled frequencies with the solution"
+
+
+# ---------------------------------------------------------------- lesson 08 · does LDP lose information?
+
+
+_RECORDS = [  # hidden records for lesson 08, exercise 1: (image, type, answer, predicted)
+    (0, "colour", "red", "red"), (0, "size", "small", "large"), (0, "shape", "circle", "circle"), (2, "colour", "blue", "green"),
+    (2, "count", "two", "two"), (3, "neighbour", "a red circle", "a red circle"), (3, "small", "yes", "yes"), (1, "size", "large", "large"),
+]
+
+
+@checker
+def check_08_exercise_1(per_image: Any) -> str:
+    """Lesson 08, exercise 1: per test image, the right answers and the questions asked of some question types (for a bootstrap)."""
+    records = [{"image": i, "type": kind, "question": "?", "answer": a, "predicted": b} for i, kind, a, b in _RECORDS]
+    n = 1 + max(r["image"] for r in records)
+    for kinds, name in ((COARSE_TYPES, "COARSE_TYPES"), (FINE_TYPES, "FINE_TYPES")):
+        result = _call(per_image, "per_image", records, kinds)
+        try:
+            right, asked = (torch.as_tensor(v, dtype=torch.float).flatten() for v in result)
+        except (TypeError, ValueError, RuntimeError):
+            raise NotYet("`per_image(records, kinds)` should return two tensors: (right answers, questions asked) per image") from None
+        if len(right) < n or len(asked) != len(right):
+            raise NotYet(f"`per_image` should return one count per test image; with questions about images 0-{n - 1} it gave "
+                         f"{len(right)} and {len(asked)} counts")
+        want_right, want_asked = torch.zeros(len(right)), torch.zeros(len(right))
+        for r in records:
+            if r["type"] in kinds:
+                want_right[r["image"]] += r["answer"] == r["predicted"]
+                want_asked[r["image"]] += 1
+        if not torch.equal(asked, want_asked):
+            raise NotYet(f"the questions asked per image are wrong for kinds={name}: count only the records whose type is in `kinds`, "
+                         "at the index of their image")
+        if not torch.equal(right, want_right):
+            raise NotYet(f"the right answers per image are wrong for kinds={name}: count the records of those types whose "
+                         "`predicted` equals their `answer`")
+    return "per-image counts are right: resample image indices, sum, divide, and read the 2.5% and 97.5% quantiles"
+
+
+# ---------------------------------------------------------------- lesson 09 · quantization
+
+
+def _int4_llm(model: nn.Module, group_size: int, symmetric: bool = True) -> nn.Module:
+    """The model's LLM in int4 with groups of `group_size`, ViT and projector kept in float, as lesson 09 quantizes it."""
+    return quantize_model(model, bits=4, group_size=group_size, symmetric=symmetric, skip=("vit", "projector")).llm
+
+
+@checker
+def check_09_exercise_1(model: Any, sizes: Any) -> str:
+    """Lesson 09, exercise 1: size on disk of the LLM in int4 (groups of 32) with and without zero points."""
+    missing = [name for name in ("symmetric", "asymmetric") if name not in _given(sizes, "sizes")]
+    if missing:
+        raise NotYet(f"`sizes` has no size yet for {missing}")
+    got = {name: _number(sizes[name], f"sizes[{name!r}]") for name in ("symmetric", "asymmetric")}
+    if got["asymmetric"] <= got["symmetric"]:
+        raise NotYet("the asymmetric model should be larger: it stores a uint8 zero point beside each group's scale")
+    for name, symmetric in (("symmetric", True), ("asymmetric", False)):
+        if got[name] != size_on_disk(_int4_llm(model, 32, symmetric)):
+            raise NotYet(f"sizes[{name!r}] is not the size on disk of the LLM quantized to int4 in groups of 32 "
+                         f"(symmetric={symmetric}, the ViT and the projector left in float): measure size_on_disk(q4.llm)")
+    return f"zero points add {got['asymmetric'] / got['symmetric'] - 1:.1%} to the LLM; whether they pay is for you to judge from the accuracies"
+
+
+@checker
+def check_09_exercise_2(model: Any, bits_per_weight: Any, agreements: Any, width: Any) -> str:
+    """Lesson 09, exercise 2: stored bits per LLM weight for int4 groups of 8, 16, 32, agreements, and the width 64 does not divide."""
+    groups = (8, 16, 32)
+    for name, answers in (("bits_per_weight", bits_per_weight), ("agreements", agreements)):
+        missing = [g for g in groups if g not in _given(answers, name)]
+        if missing:
+            raise NotYet(f"`{name}` has no value yet for group sizes {missing}")
+    linears = [m for m in model.llm.modules() if isinstance(m, nn.Linear)]
+    weights = sum(m.weight.numel() for m in linears)
+    for g in groups:
+        layers = [m for m in _int4_llm(model, g).modules() if isinstance(m, QuantLinear)]
+        want = 8 * sum(m.quantized.nbytes() for m in layers) / weights
+        got = _number(bits_per_weight[g], f"bits_per_weight[{g}]")
+        if not _close(got, want, 1e-4):
+            hint = "count the float16 scales too, " if _close(got, 4.0, 1e-3) else ""
+            raise NotYet(f"bits_per_weight[{g}] is not the stored bits per weight of the LLM's Linear layers in int4 groups of {g}: "
+                         f"{hint}8 x (bytes of every QuantLinear.quantized) / (weights of those layers)")
+        a = _number(agreements[g], f"agreements[{g}]")
+        if not 0 <= a <= 1:
+            raise NotYet(f"agreements[{g}] = {a} is not a share of answers between 0 and 1 (use quant.agreement)")
+    bad = {m.in_features for m in linears if m.in_features % 64}
+    w = _number(width, "width")
+    if w not in bad:
+        raise NotYet(f"64 divides {w:g}: `width` should be the in_features of a layer whose rows cannot be cut into groups of 64")
+    return "each halving of the group adds 16 bits of scale per group; a width that 64 does not divide is why group_size=64 fails"
+
+
+@checker
+def check_09_exercise_3(original: Any, weight: Any, errors: Any) -> str:
+    """Lesson 09, exercise 3: one weight set to 20 x the largest magnitude, and the int4 error of the other weights per granularity."""
+    before, after = _tensor(original, "original"), _tensor(weight, "weight")
+    if after.shape != before.shape:
+        raise NotYet(f"`weight` has shape {tuple(after.shape)}, expected the gate_proj weight's {tuple(before.shape)}")
+    changed = (after != before).nonzero()
+    if len(changed) != 1:
+        hint = ": clone the weight before you change it, and change one entry" if not len(changed) else ": change exactly one"
+        raise NotYet(f"`weight` differs from the original in {len(changed)} entries{hint}")
+    if not _close(after[tuple(changed[0])].abs().item(), 20 * before.abs().max().item(), 1e-4):
+        raise NotYet("the changed weight should be 20 times the largest magnitude of the original weight")
+    missing = [g for g in GRANULARITIES if g not in _given(errors, "errors")]
+    if missing:
+        raise NotYet(f"`errors` has no value yet for {missing}")
+    others = torch.ones_like(after, dtype=torch.bool)
+    others[tuple(changed[0])] = False
+    for g in GRANULARITIES:
+        error = quantize(after, QuantSpec(4, True, g, 32)).dequantize() - after
+        want = (error[others].norm() / after[others].norm()).item()
+        if not _close(_number(errors[g], f"errors[{g!r}]"), want, 1e-3):
+            raise NotYet(f"errors[{g!r}] is not the relative int4 error, per {g} (groups of 32), of every weight but the outlier: "
+                         "||w_hat - w|| / ||w|| over the other weights")
+    return "the outlier coarsens the grid of whatever shares its scale: the whole tensor, its row, or its 32-weight group"
+
+
+# ---------------------------------------------------------------- lesson 10 · CPU speed and energy
+
+
+@checker
+def check_10_exercise_2(llm: Any, tiny_positions: Any, real_positions: Any) -> str:
+    """Lesson 10, exercise 2: the context at which the KV cache is as many bytes as the weights, for our fp32 model and MobileLLaMA-1.4B in int4."""
+    weights = bytes_per_token(llm, 0)
+    tiny = weights / (bytes_per_token(llm, 1) - weights)
+    real = preset("mobilellama-1.4b")
+    full = llm_parameters(real) * 4 / 8 / kv_cache_bytes(real, 1)
+    got_tiny, got_real = _number(tiny_positions, "tiny_positions"), _number(real_positions, "real_positions")
+    if abs(got_tiny - tiny) > max(1.0, 0.01 * tiny):
+        hint = "our model stores its cache in fp32 (4 bytes a value): " if abs(got_tiny - 2 * tiny) < max(1.0, 0.01 * tiny) else ""
+        raise NotYet(f"`tiny_positions` is not right: {hint}divide bytes_per_token(llm, 0) by what one more position adds")
+    if abs(got_real - full) > max(1.0, 0.01 * full):
+        if abs(got_real - 4 * full) < 0.04 * full:
+            hint = "weights in fp16 take 2 bytes; at 4 bits each takes half a byte"
+        elif abs(got_real - full / 2) < 0.01 * full:
+            hint = "the cache is fp16 (2 bytes a value), kv_cache_bytes's default"
+        else:
+            hint = "divide the 4-bit weights' bytes (count_parameters x 4 / 8) by kv_cache_bytes(config, 1)"
+        raise NotYet(f"`real_positions` is not right: {hint}")
+    return "past that context the cache costs more reads per token than the weights: what that does to a long chat is discussed in the solution"
+
+
+# ---------------------------------------------------------------- lesson 11 · video frames and a resampler
+
+
+@checker
+def check_11_exercise_1(segment_frames: Any) -> str:
+    """Lesson 11, exercise 1: segment-centre frame indices floor((i + 1/2) T / n), on hidden clip lengths."""
+    for num_frames in (8, 16, 10, 5, 1):
+        for n in range(1, num_frames + 1):
+            got = _call(segment_frames, "segment_frames", num_frames, n)
+            want = [(2 * i + 1) * num_frames // (2 * n) for i in range(n)]
+            try:
+                got = [int(t) for t in got]
+            except (TypeError, ValueError):
+                raise NotYet(f"`segment_frames` should return a list of frame indices, got {got!r}") from None
+            if got != want:
+                raise NotYet(f"segment_frames({num_frames}, {n}) = {got} is not the middle frame of each of {n} equal segments "
+                             f"of a {num_frames}-frame clip: frame floor((i + 1/2) T / n) for i = 0 ... n - 1")
+    return "segment centres stay inside the clip: which events they miss, and why, is discussed in the solution"
+
+
+def _visible(clip: Any, kept: list[int]) -> bool:
+    """A clip's event shows when one kept frame is before the change and one at or after it."""
+    return min(kept) < clip.change_at <= max(kept)
+
+
+@checker
+def check_11_exercise_2(test_clips: Any, visible_8: Any, long_clips: Any, visible_16: Any) -> str:
+    """Lesson 11, exercise 2: share of clips whose event is visible in every 4th frame, per start, for 8- and 16-frame clips."""
+    for name, clips, T, answers, answer_name in (("test_clips", test_clips, 8, visible_8, "visible_8"),
+                                                 ("long_clips", long_clips, 16, visible_16, "visible_16")):
+        if not _given(clips, name) or any(clip.num_frames != T for clip in clips):
+            raise NotYet(f"`{name}` should be clips of {T} frames" + (": make them with VideoConfig(num_frames=16)" if T == 16 else ""))
+        missing = [start for start in range(4) if start not in _given(answers, answer_name)]
+        if missing:
+            raise NotYet(f"`{answer_name}` has no share yet for start = {missing}")
+        for start in range(4):
+            kept = every_kth_frame(T, 4, start)
+            want = sum(_visible(clip, kept) for clip in clips) / len(clips)
+            if not _close(_number(answers[start], f"{answer_name}[{start}]"), want, 1e-6):
+                raise NotYet(f"{answer_name}[{start}] is not the share of `{name}` whose change is visible in every 4th frame from "
+                             f"{start}: a change at frame c shows when a kept frame is before c and another at or after c")
+    return "the span of the kept frames, not the start, decides how many events a fixed frame rate sees"
+
+
+# ---------------------------------------------------------------- lesson 12 · real checkpoints
+
+
+TINYLLAMA = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 2048, "intermediate_size": 5632,
+             "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4, "rms_norm_eps": 1e-5}
+
+
+@checker
+def check_12_exercise_2(config: Any, params: Any, kv_bytes: Any) -> str:
+    """Lesson 12, exercise 2: TinyLlama-1.1B mapped with config_from_hf, its parameters, and its fp16 KV cache for 2048 tokens."""
+    want = config_from_hf(TINYLLAMA)
+    if not isinstance(_given(config, "config"), type(want)):
+        raise NotYet(f"`config` should be what config_from_hf(tinyllama) returns, got {type(config).__name__}")
+    if config != want:
+        raise NotYet("`config` differs from TinyLlama's config.json mapped with config_from_hf: map the `tinyllama` dict as it is")
+    if _number(params, "params") != llm_parameters(want):
+        raise NotYet("`params` is not TinyLlama's parameter count: count the skeleton's parameters (or count_parameters(config))")
+    got = _number(kv_bytes, "kv_bytes")
+    if got != kv_cache_bytes(want, 2048):
+        hint = ("that is the cache of 32 key/value heads; TinyLlama keeps only 4"
+                if got == kv_cache_bytes(dataclasses.replace(want, num_key_value_heads=32), 2048)
+                else "use kv_cache_bytes(config, 2048): fp16, keys and values of every layer")
+        raise NotYet(f"`kv_bytes` is not TinyLlama's fp16 KV cache for 2048 tokens: {hint}")
+    return "grouped-query attention makes TinyLlama's cache 8.7x smaller than MobileLLaMA-1.4B's; why refusing Qwen2 is right is in the solution"
+
+
+@checker
+def check_12_exercise_4(saved: Any, tiny_tied: Any, folder: Any) -> str:
+    """Lesson 12, exercise 4: what tying saves in MobileLLaMA-1.4B, and a tiny tied model exported with its matrix stored once."""
+    big = preset("mobilellama-1.4b")
+    got = _number(saved, "saved")
+    if got != big.vocab_size * big.hidden_size:
+        hint = "that is in fp16 bytes; count parameters" if got == 2 * big.vocab_size * big.hidden_size else \
+            "compare count_parameters of the untied and the tied config"
+        raise NotYet(f"`saved` is not the number of parameters tying saves in MobileLLaMA-1.4B: {hint}")
+    if not isinstance(_given(tiny_tied, "tiny_tied"), MobileLlama) or not tiny_tied.config.tie_word_embeddings:
+        raise NotYet("`tiny_tied` should be a MobileLlama built from preset('tiny', ..., tie_word_embeddings=True)")
+    if tiny_tied.lm_head.weight is not tiny_tied.model.embed_tokens.weight:
+        raise NotYet("the tied model's lm_head and embeddings are not the same tensor")
+    path = Path(_given(folder, "folder")) / "model.safetensors"
+    if not path.exists():
+        raise NotYet(f"no model.safetensors in {folder}: pass the folder export_llama returned")
+    with safe_open(str(path), framework="pt") as stored:
+        names = set(stored.keys())
+    if "lm_head.weight" in names or "model.embed_tokens.weight" not in names:
+        raise NotYet("the exported file should store the shared matrix once, as model.embed_tokens.weight, and no lm_head.weight")
+    return f"tying saves {got / 1e6:.1f}M parameters in MobileLLaMA-1.4B, and the file stores the matrix once"

@@ -1,6 +1,7 @@
 """Exercise checkers (mobilevlm_mini.exercises): pass on the solutions' answers, fail helpfully on wrong or unfinished ones."""
 
 import copy
+import dataclasses
 import math
 import subprocess
 import sys
@@ -13,11 +14,19 @@ from torch import nn
 
 from mobilevlm_mini import exercises as ex
 from mobilevlm_mini.attention import GatedCrossAttentionBlock, MultiHeadAttention, attention, causal_mask
-from mobilevlm_mini.config import QUICK_ENV
-from mobilevlm_mini.language import count_parameters, kv_cache_bytes, preset
+from mobilevlm_mini.bench import bytes_per_token
+from mobilevlm_mini.config import QUICK_ENV, VLMConfig
+from mobilevlm_mini.contrastive import default_recipe
+from mobilevlm_mini.data import COARSE_TYPES, COLOURS, FINE_TYPES, SHAPES
+from mobilevlm_mini.hf import config_from_hf, export_llama
+from mobilevlm_mini.language import MobileLlama, count_parameters, kv_cache_bytes, preset
+from mobilevlm_mini.model import IGNORE, MobileVLM, encode_turns
 from mobilevlm_mini.patches import num_patches, patchify, sincos_1d, sincos_2d, unpatchify
 from mobilevlm_mini.photos import load_sample_photo
 from mobilevlm_mini.projectors import build_projector, count_parameters as projector_parameters, influence_map
+from mobilevlm_mini.quant import QuantLinear, QuantSpec, agreement, quantize, quantize_model, size_on_disk
+from mobilevlm_mini.tokenizer import Tokenizer
+from mobilevlm_mini.video import VideoConfig, every_kth_frame, make_clips
 
 
 def passes(capsys, result: bool) -> str:
@@ -62,12 +71,25 @@ STARTERS = {
     "check_03_exercise_2": (None, None),
     "check_03_exercise_3": (raises_not_implemented, None),
     "check_03_exercise_4": (None, None),
+    "check_04_exercise_1": ({}, default_recipe(quick=True)),
+    "check_04_exercise_3": (raises_not_implemented,),
     "check_05_exercise_1": (None, None, {}),
     "check_05_exercise_2": ({}, None),
     "check_05_exercise_3": (raises_not_implemented, raises_not_implemented, None),
     "check_06_exercise_1": (lambda x, positions, base=10000.0: x,),
     "check_06_exercise_2": (None, None, None),
     "check_06_exercise_3": (lambda logits, min_p: logits,),
+    "check_07_exercise_1": (None, torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long), Tokenizer.default()),
+    "check_07_exercise_2": (None, None, None, None, None),
+    "check_08_exercise_1": (raises_not_implemented,),
+    "check_09_exercise_1": (None, {}),
+    "check_09_exercise_2": (None, {}, {}, None),
+    "check_09_exercise_3": (torch.ones(4, 32), torch.ones(4, 32), {}),
+    "check_10_exercise_2": (None, None, None),
+    "check_11_exercise_1": (lambda num_frames, n: list(range(n)),),
+    "check_11_exercise_2": ([], {}, None, {}),
+    "check_12_exercise_2": (None, None, None),
+    "check_12_exercise_4": (None, None, None),
 }
 
 
@@ -468,3 +490,256 @@ def test_06_exercise_3(capsys):
     fails(capsys, ex.check_06_exercise_3(global_max), "that row's own largest probability")
     fails(capsys, ex.check_06_exercise_3(rescaled), "keep their logits unchanged")
     fails(capsys, ex.check_06_exercise_3(lambda logits, min_p: min_p_filter(logits.mul_(1.0).add_(1.0), min_p)), "in place")
+
+
+# ---------------------------------------------------------------- lesson 04
+
+
+def _batch_recipes(short, same_steps: bool = False) -> dict:
+    recipes = {}
+    for loss in ("clip", "siglip"):  # the solution's
+        for batch in (16, 128):
+            steps = short.steps if same_steps else short.steps * short.batch_size // batch
+            recipes[loss, batch] = dataclasses.replace(short, batch_size=batch, steps=steps,
+                                                       model=dataclasses.replace(short.model, loss=loss))
+    return recipes
+
+
+def test_04_exercise_1(capsys):
+    short = dataclasses.replace(default_recipe(quick=True), steps=8, batch_size=32)
+    recipes = _batch_recipes(short)
+    passes(capsys, ex.check_04_exercise_1(recipes, short))
+    fails(capsys, ex.check_04_exercise_1(_batch_recipes(short, same_steps=True), short), "same number of images", "clip at 16: 128")
+    fails(capsys, ex.check_04_exercise_1({**recipes, ("siglip", 16): recipes["clip", 16]}, short), "'clip' loss")
+    fails(capsys, ex.check_04_exercise_1({**recipes, ("clip", 16): dataclasses.replace(recipes["clip", 16], lr=1e-2)}, short),
+          "changes more than")
+    fails(capsys, ex.check_04_exercise_1({("clip", 16): recipes["clip", 16]}, short), "no recipe yet", "('siglip', 128)")
+
+
+def test_04_exercise_3(capsys):
+    def largest_shape(objects):  # the solution's
+        return SHAPES.index(max(objects, key=lambda o: o["size"] == "large")["shape"])
+
+    passes(capsys, ex.check_04_exercise_3(largest_shape))
+    fails(capsys, ex.check_04_exercise_3(lambda objects: SHAPES.index(objects[0]["shape"])), "pick the object whose size is 'large'")
+    fails(capsys, ex.check_04_exercise_3(lambda objects: next(o["shape"] for o in objects if o["size"] == "large")), "index in data.SHAPES")
+
+
+# ---------------------------------------------------------------- lesson 07
+
+
+@pytest.fixture(scope="module")
+def vlm() -> MobileVLM:
+    torch.manual_seed(0)
+    return MobileVLM(VLMConfig()).eval()  # untrained, at the course's sizes
+
+
+def _conversations(tok: Tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A right-padded batch of two whole conversations: (input_ids, attention_mask, answer-only labels)."""
+    turns = [[("what colour is the circle ?", "red"), ("how many shapes are there ?", "two")], [("is there a cross ?", "no")]]
+    pairs = [encode_turns(tok, t) for t in turns]
+    ids, mask = tok.pad([p[0] for p in pairs])
+    labels = torch.full_like(ids, IGNORE)
+    for row, (_, answer_labels) in enumerate(pairs):
+        labels[row, : len(answer_labels)] = torch.as_tensor(answer_labels)
+    return ids, mask, labels
+
+
+def test_07_exercise_1(capsys):
+    tok = Tokenizer.default()
+    ids, mask, answer_labels = _conversations(tok)
+    assert (mask == 0).any() and (ids == tok.image_id).any()
+    all_labels = ids.masked_fill(mask == 0, IGNORE).masked_fill(ids == tok.image_id, IGNORE)  # the solution's
+    passes(capsys, ex.check_07_exercise_1(all_labels, ids, mask, tok))
+    passes(capsys, ex.check_07_exercise_1(ids.masked_fill(mask == 0, IGNORE), ids, mask, tok))
+    fails(capsys, ex.check_07_exercise_1(ids, ids, mask, tok), "padding positions", "IGNORE")
+    fails(capsys, ex.check_07_exercise_1(answer_labels, ids, mask, tok), "still IGNORE", "not only the answers")
+    shifted = torch.cat([all_labels[:, 1:], all_labels[:, :1]], dim=1).masked_fill(mask == 0, IGNORE)
+    fails(capsys, ex.check_07_exercise_1(shifted, ids, mask, tok), "its own id")
+    fails(capsys, ex.check_07_exercise_1(all_labels[:, 1:], ids, mask, tok), "one label per id")
+
+
+def test_07_exercise_2(capsys, vlm):
+    tok, question = vlm.tokenizer, "what colour is the circle ?"
+    features = vlm.encode_images(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    input_ids, attention_mask = vlm.prompts([question])
+    with torch.no_grad():
+        probs = vlm(input_ids, features, attention_mask).logits[0, -1].softmax(-1)  # the solution's
+    p = torch.stack([probs[tok.ids[c]] for c in COLOURS])
+    sharpened = (p.log() / 0.5).softmax(0)
+    passes(capsys, ex.check_07_exercise_2(vlm, features, question, p, sharpened))
+    passes(capsys, ex.check_07_exercise_2(vlm, features, question, p / p.sum(), sharpened))
+    fails(capsys, ex.check_07_exercise_2(vlm, features, question, p, (p.log() * 0.5).softmax(0)), "flatter", "softmax(logits / T)")
+    fails(capsys, ex.check_07_exercise_2(vlm, features, question, p.flip(0), sharpened), "`p` is not")
+    fails(capsys, ex.check_07_exercise_2(vlm, features, question, p.log(), sharpened), "softmax")
+    fails(capsys, ex.check_07_exercise_2(vlm, features[0], question, p, sharpened), "(1, K, D)")
+    fails(capsys, ex.check_07_exercise_2(vlm, features, question, p[:3], sharpened), "one probability per colour")
+
+
+# ---------------------------------------------------------------- lesson 08
+
+
+def test_08_exercise_1(capsys):
+    def per_image(records, kinds, n_images=16):  # the solution's, with its test split's size as a default
+        right, asked = torch.zeros(n_images), torch.zeros(n_images)
+        for r in records:
+            if r["type"] in kinds:
+                right[r["image"]] += r["answer"] == r["predicted"]
+                asked[r["image"]] += 1
+        return right, asked
+
+    def every_type(records, kinds):
+        return per_image(records, COARSE_TYPES + FINE_TYPES)
+
+    def asked_for_right(records, kinds):
+        right, asked = per_image(records, kinds)
+        return right, right
+
+    passes(capsys, ex.check_08_exercise_1(per_image))
+    passes(capsys, ex.check_08_exercise_1(lambda records, kinds: per_image(records, kinds, n_images=4)))
+    fails(capsys, ex.check_08_exercise_1(every_type), "questions asked per image are wrong for kinds=COARSE_TYPES")
+    fails(capsys, ex.check_08_exercise_1(asked_for_right), "questions asked")
+    fails(capsys, ex.check_08_exercise_1(lambda records, kinds: per_image(records, kinds)[::-1]), "questions asked")
+    fails(capsys, ex.check_08_exercise_1(lambda records, kinds: per_image(records, kinds, n_images=2)), "raised IndexError")
+    fails(capsys, ex.check_08_exercise_1(lambda records, kinds: per_image(records, kinds)[0]), "two tensors")
+
+
+# ---------------------------------------------------------------- lesson 09
+
+
+KEEP = ("vit", "projector")
+
+
+def test_09_exercise_1(capsys, vlm):
+    sizes = {("symmetric" if s else "asymmetric"): size_on_disk(quantize_model(vlm, bits=4, group_size=32, symmetric=s, skip=KEEP).llm)
+             for s in (True, False)}  # the solution's
+    passes(capsys, ex.check_09_exercise_1(vlm, sizes))
+    fails(capsys, ex.check_09_exercise_1(vlm, {"symmetric": sizes["asymmetric"], "asymmetric": sizes["symmetric"]}), "should be larger")
+    whole = size_on_disk(quantize_model(vlm, bits=4, group_size=32, symmetric=False, skip=KEEP))
+    fails(capsys, ex.check_09_exercise_1(vlm, dict(sizes, asymmetric=whole)), "sizes['asymmetric']", "size_on_disk(q4.llm)")
+    fails(capsys, ex.check_09_exercise_1(vlm, {"symmetric": 1}), "['asymmetric']")
+
+
+def test_09_exercise_2(capsys, vlm):
+    linears = {name: m for name, m in vlm.llm.named_modules() if isinstance(m, nn.Linear)}
+    in_linears = sum(m.weight.numel() for m in linears.values())
+    bits, agreements = {}, {}
+    for group in (8, 16, 32):  # the solution's
+        q4 = quantize_model(vlm, bits=4, group_size=group, skip=KEEP)
+        layers = [m for m in q4.llm.modules() if isinstance(m, QuantLinear)]
+        bits[group] = 8 * sum(m.quantized.nbytes() for m in layers) / in_linears
+        agreements[group] = agreement(["a", "b"], ["a", "a"])
+    width = next(m.in_features for m in linears.values() if m.in_features % 64)
+    passes(capsys, ex.check_09_exercise_2(vlm, bits, agreements, width))
+    fails(capsys, ex.check_09_exercise_2(vlm, {g: 4.0 for g in bits}, agreements, width), "count the float16 scales too")
+    fails(capsys, ex.check_09_exercise_2(vlm, {**bits, 8: bits[32]}, agreements, width), "bits_per_weight[8]")
+    fails(capsys, ex.check_09_exercise_2(vlm, bits, {**agreements, 16: 50.0}, width), "between 0 and 1")
+    fails(capsys, ex.check_09_exercise_2(vlm, bits, agreements, 128), "64 divides 128")
+
+
+def test_09_exercise_3(capsys, vlm):
+    original = vlm.llm.model.layers[0].mlp.gate_proj.weight
+    weight = original.detach().clone()  # the solution's
+    row, col = 5, 7
+    weight[row, col] = 20 * weight.abs().max()
+    others = torch.ones_like(weight, dtype=torch.bool)
+    others[row, col] = False
+    errors = {}
+    for g in ("tensor", "channel", "group"):
+        error = (quantize(weight, QuantSpec(4, True, g, 32)).dequantize() - weight).abs()
+        errors[g] = (error[others].norm() / weight[others].norm()).item()
+    passes(capsys, ex.check_09_exercise_3(original, weight, errors))
+    fails(capsys, ex.check_09_exercise_3(original, original.detach().clone(), errors), "in 0 entries", "clone")
+    doubled = original.detach().clone()
+    doubled[row, col] = 2 * doubled.abs().max()
+    fails(capsys, ex.check_09_exercise_3(original, doubled, errors), "20 times the largest magnitude")
+    everything = dict(errors, channel=((quantize(weight, QuantSpec(4, True, "channel")).dequantize() - weight).norm() / weight.norm()).item())
+    fails(capsys, ex.check_09_exercise_3(original, weight, everything), "errors['channel']", "every weight but the outlier")
+    fails(capsys, ex.check_09_exercise_3(original, weight, {"tensor": 1.0}), "['channel', 'group']")
+
+
+# ---------------------------------------------------------------- lesson 10
+
+
+def test_10_exercise_2(capsys, vlm):
+    llm = vlm.llm
+    weights_tiny = bytes_per_token(llm, 0)  # the solution's
+    per_position_tiny = bytes_per_token(llm, 1) - weights_tiny
+    real = preset("mobilellama-1.4b")
+    weights_real, per_position_real = count_parameters(real) * 4 / 8, kv_cache_bytes(real, 1)
+    tiny, full = weights_tiny / per_position_tiny, weights_real / per_position_real
+    passes(capsys, ex.check_10_exercise_2(llm, tiny, full))
+    passes(capsys, ex.check_10_exercise_2(llm, int(tiny), round(full)))
+    fails(capsys, ex.check_10_exercise_2(llm, 2 * tiny, full), "`tiny_positions`", "fp32")
+    fails(capsys, ex.check_10_exercise_2(llm, tiny, 4 * full), "half a byte")
+    fails(capsys, ex.check_10_exercise_2(llm, tiny, full / 2), "fp16 (2 bytes a value)")
+    fails(capsys, ex.check_10_exercise_2(llm, tiny, 3 * full), "`real_positions`", hidden=(f"{full:.0f}",))
+
+
+# ---------------------------------------------------------------- lesson 11
+
+
+def test_11_exercise_1(capsys):
+    def segment_frames(num_frames, n):  # the solution's
+        return [int((i + 0.5) * num_frames / n) for i in range(n)]
+
+    passes(capsys, ex.check_11_exercise_1(segment_frames))
+    fails(capsys, ex.check_11_exercise_1(lambda num_frames, n: [round((i + 0.5) * num_frames / n) for i in range(n)]),
+          "segment_frames(8, 3)", "floor")
+    fails(capsys, ex.check_11_exercise_1(lambda num_frames, n: [round(i * (num_frames - 1) / max(1, n - 1)) for i in range(n)]),
+          "segment_frames(8, 1)")
+    fails(capsys, ex.check_11_exercise_1(lambda num_frames, n: "0 4"), "a list of frame indices")
+
+
+def test_11_exercise_2(capsys):
+    config = VideoConfig(kinds=("move", "colour"))
+    test_clips = make_clips(6, seed=3_000, config=config)
+    long_clips = make_clips(6, seed=3_000, config=dataclasses.replace(config, num_frames=16))
+
+    def visible_fraction(kept, clips):  # the solution's
+        return sum(min(kept) < clip.change_at <= max(kept) for clip in clips) / len(clips)
+
+    visible_8 = {start: visible_fraction(every_kth_frame(8, 4, start), test_clips) for start in range(4)}
+    visible_16 = {start: visible_fraction(every_kth_frame(16, 4, start), long_clips) for start in range(4)}
+    passes(capsys, ex.check_11_exercise_2(test_clips, visible_8, long_clips, visible_16))
+    fails(capsys, ex.check_11_exercise_2(test_clips, visible_8, test_clips, visible_16), "clips of 16 frames", "num_frames=16")
+    with_last = {start: visible_fraction(every_kth_frame(8, 4, start) + [8 - 1], test_clips) for start in range(4)}
+    assert with_last[0] != visible_8[0]  # keeping the last frame too sees more changes
+    fails(capsys, ex.check_11_exercise_2(test_clips, with_last, long_clips, visible_16), "visible_8[0]", "every 4th frame from 0")
+    at_or_before = {start: sum(min(k) <= c.change_at <= max(k) for c in long_clips for k in [every_kth_frame(16, 4, start)]) / 6
+                    for start in range(4)}
+    fails(capsys, ex.check_11_exercise_2(test_clips, visible_8, long_clips, at_or_before), "visible_16[")
+    fails(capsys, ex.check_11_exercise_2(test_clips, {0: 0.5}, long_clips, visible_16), "no share yet for start = [1, 2, 3]")
+
+
+# ---------------------------------------------------------------- lesson 12
+
+
+def test_12_exercise_2(capsys):
+    tinyllama = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 2048, "intermediate_size": 5632,
+                 "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4, "rms_norm_eps": 1e-5}
+    config = config_from_hf(tinyllama)  # the solution's
+    passes(capsys, ex.check_12_exercise_2(config, count_parameters(config), kv_cache_bytes(config, 2048)))
+    no_gqa = config_from_hf({**tinyllama, "num_key_value_heads": 32})
+    fails(capsys, ex.check_12_exercise_2(config, count_parameters(config), kv_cache_bytes(no_gqa, 2048)), "32 key/value heads")
+    fails(capsys, ex.check_12_exercise_2(no_gqa, count_parameters(no_gqa), kv_cache_bytes(no_gqa, 2048)), "`config` differs")
+    fails(capsys, ex.check_12_exercise_2(config, count_parameters(no_gqa), kv_cache_bytes(config, 2048)), "`params`",
+          hidden=(f"{count_parameters(config):,}", str(count_parameters(config))))
+    fails(capsys, ex.check_12_exercise_2(config, count_parameters(config), kv_cache_bytes(config, 2048, bytes_per_value=4)), "fp16")
+    fails(capsys, ex.check_12_exercise_2(tinyllama, 1, 1), "should be what config_from_hf")
+
+
+def test_12_exercise_4(capsys, tmp_path):
+    big = preset("mobilellama-1.4b")
+    saved = count_parameters(big) - count_parameters(preset("mobilellama-1.4b", tie_word_embeddings=True))  # the solution's
+    vocab = Tokenizer.default().vocab_size
+    torch.manual_seed(0)
+    tiny_tied = MobileLlama(preset("tiny", vocab_size=vocab, tie_word_embeddings=True)).eval()
+    folder = export_llama(tiny_tied, tmp_path / "tied")
+    passes(capsys, ex.check_12_exercise_4(saved, tiny_tied, folder))
+    fails(capsys, ex.check_12_exercise_4(2 * saved, tiny_tied, folder), "in fp16 bytes")
+    fails(capsys, ex.check_12_exercise_4(saved + 1, tiny_tied, folder), "compare count_parameters")
+    untied = MobileLlama(preset("tiny", vocab_size=vocab)).eval()
+    fails(capsys, ex.check_12_exercise_4(saved, untied, folder), "tie_word_embeddings=True")
+    fails(capsys, ex.check_12_exercise_4(saved, tiny_tied, export_llama(untied, tmp_path / "untied")), "no lm_head.weight")
+    fails(capsys, ex.check_12_exercise_4(saved, tiny_tied, tmp_path / "nowhere"), "no model.safetensors")
