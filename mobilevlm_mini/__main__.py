@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Answer one question about any PNG or JPEG (converted to RGB, centre-cropped, resized).")
     ask.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")
     ask.add_argument("--image", required=True, help="a PNG or JPEG file")
-    ask.add_argument("--question", required=True, help='e.g. "what colour is the circle ?" (the shapes world\'s words only)')
+    ask.add_argument("--question", required=True, help='e.g. "what colour is the circle?" (the shapes world\'s words only)')
     ask.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; > 0 samples")
     ask.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     ask.set_defaults(func=cmd_ask)

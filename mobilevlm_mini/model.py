@@ -44,7 +44,7 @@ def check_question(question: str, tokenizer: Tokenizer) -> str:
     """Return the question if the model can read it; a ValueError names what is wrong (empty, unknown words)."""
     words = split_words(question)
     if not words:
-        raise ValueError("the question is empty; ask e.g. 'what colour is the circle ?'")
+        raise ValueError("the question is empty; ask e.g. 'what colour is the circle?'")
     special = sorted({w for w in words if w in SPECIAL_TOKENS})
     if special:
         raise ValueError(f"the question contains special tokens {special}; write plain words")

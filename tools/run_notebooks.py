@@ -15,12 +15,14 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 KEEP_CELL_METADATA = {"tags", "jupyter", "collapsed", "scrolled"}
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
-    """Keep only what a reader needs: a generic kernel, no timings, no widget state."""
+    """Keep only what a reader needs: a generic kernel, no timings, no widget state, progress bars at their final state."""
+    CoalesceStreamsPreprocessor().preprocess(nb, {})  # one stream per cell; text before each \r (a redrawn tqdm bar) dropped
     nb.metadata = nbformat.from_dict({
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
