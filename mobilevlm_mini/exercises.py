@@ -25,6 +25,7 @@ from torch import nn
 
 from mobilevlm_mini.attention import GatedCrossAttentionBlock, MultiHeadAttention, causal_mask
 from mobilevlm_mini.bench import bytes_per_token
+from mobilevlm_mini.checkpoint import WEIGHTS
 from mobilevlm_mini.config import QUICK_ENV
 from mobilevlm_mini.contrastive import PretrainConfig
 from mobilevlm_mini.data import COARSE_TYPES, COLOURS, FINE_TYPES
@@ -1005,9 +1006,9 @@ def check_12_exercise_4(saved: Any, tiny_tied: Any, folder: Any) -> str:
         raise NotYet("`tiny_tied` should be a MobileLlama built from preset('tiny', ..., tie_word_embeddings=True)")
     if tiny_tied.lm_head.weight is not tiny_tied.model.embed_tokens.weight:
         raise NotYet("the tied model's lm_head and embeddings are not the same tensor")
-    path = Path(_given(folder, "folder")) / "model.safetensors"
+    path = Path(_given(folder, "folder")) / WEIGHTS
     if not path.exists():
-        raise NotYet(f"no model.safetensors in {folder}: pass the folder export_llama returned")
+        raise NotYet(f"no {WEIGHTS} in {folder}: pass the folder export_llama returned")
     with safe_open(str(path), framework="pt") as stored:
         names = set(stored.keys())
     if "lm_head.weight" in names or "model.embed_tokens.weight" not in names:

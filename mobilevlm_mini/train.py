@@ -20,7 +20,7 @@ Public API
   `prepare_split(model, split, n, encoder_quick)`,
   `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
 - `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `lr_factor`.
-- `batch_rows`, `conversation_batch`, `caption_batch`: what one step trains on.
+- `batch_rows`, `pad_pairs`, `conversation_batch`, `caption_batch`: what one step trains on.
 - `train(config, out, resume, ...)` -> (model, history); `predict(model, split)` -> records;
   `exact_match(records)` -> overall and per question type; `load_trained(directory)` -> (model, config);
   `trained_vlm(preset, **overrides)`: a trained model from the cache, trained first when missing.
@@ -111,7 +111,7 @@ def batch_rows(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     return rows
 
 
-def _pad(model: MobileVLM, pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_pairs(model: MobileVLM, pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad (ids, labels) pairs: input_ids, attention_mask, labels (IGNORE on padding), each (B, N)."""
     ids, mask = model.tokenizer.pad([i for i, _ in pairs])
     labels = torch.full_like(ids, IGNORE)
@@ -131,14 +131,14 @@ def conversation_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor
         turns = data.conversations[row]
         order = torch.randperm(len(turns), generator=generator).tolist() if generator is not None else range(len(turns))
         pairs.append(encode_turns(model.tokenizer, [turns[i][1:] for i in order]))
-    ids, mask, labels = _pad(model, pairs)
+    ids, mask, labels = pad_pairs(model, pairs)
     return ids, data.features[rows], mask, labels
 
 
 def caption_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None):
     """'<bos> <image> caption <eos>' for each row: (input_ids, features, attention_mask, labels)."""
     pairs = [encode_caption(model.tokenizer, data.captions[row]) for row in rows.tolist()]
-    ids, mask, labels = _pad(model, pairs)
+    ids, mask, labels = pad_pairs(model, pairs)
     return ids, data.features[rows], mask, labels
 
 

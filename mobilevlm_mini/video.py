@@ -35,10 +35,10 @@ from torch import nn
 from mobilevlm_mini.config import StageConfig, VLMConfig
 from mobilevlm_mini.data import COLOURS, GRID, SHAPES, SIZES, SceneObject, WorldConfig, draw_scene, images_to_tensor, vocabulary
 from mobilevlm_mini.language import preset
-from mobilevlm_mini.model import IGNORE, MobileVLM, encode_turns
+from mobilevlm_mini.model import MobileVLM, encode_turns
 from mobilevlm_mini.patches import grid_shape, sincos_2d
 from mobilevlm_mini.tokenizer import Tokenizer
-from mobilevlm_mini.train import batch_rows, lr_factor
+from mobilevlm_mini.train import batch_rows, lr_factor, pad_pairs
 
 MOVES = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}  # (d_row, d_col)
 VIDEO_KINDS = ("move", "colour", "appear")
@@ -288,9 +288,7 @@ def encode_clips(model: MobileVLM, clips: list[Clip], batch_size: int = 256) -> 
 def video_batch(model: VideoVLM, data: ClipFeatures, clips: list[Clip], rows: torch.Tensor, times: torch.Tensor | list[int]):
     """Each clip's question and answer: (input_ids, FrameTokens of the kept frames, attention_mask, labels), as VideoVLM takes them."""
     pairs = [encode_turns(model.tokenizer, [(clips[row].question, clips[row].answer)]) for row in rows.tolist()]
-    ids, mask = model.tokenizer.pad([i for i, _ in pairs])
-    labels, _ = model.tokenizer.pad([label for _, label in pairs])
-    labels[mask == 0] = IGNORE
+    ids, mask, labels = pad_pairs(model, pairs)
     return ids, data.frames(rows, times), mask, labels
 
 
