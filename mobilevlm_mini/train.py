@@ -80,9 +80,10 @@ def load_images(split: str, n: int, encoder_quick: bool = False):
     return load_split(split, drawn, progress=False).select(range(n))
 
 
-def split_from_dataset(model: MobileVLM, dataset) -> PreparedSplit:
-    """Run the frozen ViT once over a shapes-world dataset's images and keep its texts."""
-    features = model.encode_images(images_to_tensor(dataset["image"]))  # (n, N, D_vision)
+def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor | None = None) -> PreparedSplit:
+    """Run the frozen ViT once over a shapes-world dataset's images (unless `features` are given) and keep its texts."""
+    if features is None:
+        features = model.encode_images(images_to_tensor(dataset["image"]))  # (n, N, D_vision)
     conversations = [list(zip(t, q, a)) for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"])]
     return PreparedSplit(features, dataset["caption"], conversations, dataset)
 

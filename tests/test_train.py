@@ -93,6 +93,17 @@ def test_each_stage_trains_its_parts_and_never_the_vit(align_llm):
         set_trainable(model, "pretrain", config)
 
 
+def test_split_from_dataset_keeps_given_features_and_every_turn(datasets):
+    """Given features (e.g. the oracle tokens of tools/oracle_tokens.py) replace the ViT's; the texts are the same."""
+    ds = datasets["train"]
+    model = build_model(tiny_config())
+    features = torch.randn(len(ds), 9, 32)
+    given, encoded = split_from_dataset(None, ds, features), split_from_dataset(model, ds)
+    assert given.features is features and encoded.features.shape == (len(ds), 16, 32)
+    assert given.conversations == encoded.conversations and given.captions == encoded.captions == ds["caption"]
+    assert [len(c) for c in given.conversations] == [len(q) for q in ds["questions"]]
+
+
 def test_conversation_batch_shuffles_turns_but_keeps_every_answer(datasets):
     config = tiny_config()
     data = prepared(config, datasets)
