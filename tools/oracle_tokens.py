@@ -18,7 +18,7 @@ from dataclasses import replace
 import torch
 
 from mobilevlm_mini import train as training
-from mobilevlm_mini.config import StageConfig, seed_everything, vlm_preset
+from mobilevlm_mini.config import seed_everything, vlm_preset
 from mobilevlm_mini.data import COLOURS, GRID, SHAPES, SIZES
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.vision import ViT
@@ -56,7 +56,7 @@ def main() -> None:
         base,
         model=replace(base.model, vit=replace(base.model.vit, image_size=GRID * base.model.vit.patch_size)),  # a 3x3 token grid
         align=replace(base.align, batch_size=args.batch_size),
-        instruct=StageConfig(steps=args.instruct_steps, batch_size=args.batch_size, lr=base.instruct.lr, warmup=base.instruct.warmup),
+        instruct=replace(base.instruct, steps=args.instruct_steps, batch_size=args.batch_size),
     )
     # no pretrained encoder: the oracle tokens stand in for its features
     training.build_model = lambda c: (seed_everything(c.seed), MobileVLM(c.model, ViT(c.model.vit)))[1]
