@@ -18,19 +18,17 @@ from dataclasses import replace
 import torch
 
 from mobilevlm_mini import train as training
-from mobilevlm_mini.config import seed_everything, vlm_preset
+from mobilevlm_mini.config import vlm_preset
 from mobilevlm_mini.data import COLOURS, GRID, SHAPES, SIZES
-from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.vision import ViT
 
-WIDTH = 64  # the tiny ViT's token width, so the projector has the shape it has in lesson 07
 EMPTY = len(SHAPES) + len(COLOURS) + len(SIZES)  # the feature that marks an empty cell
 
 
-def oracle_split(split: str, n: int, scale: float) -> training.PreparedSplit:
-    """The first n images of a split as (n, 9, WIDTH) one-hot cell codes instead of ViT features."""
+def oracle_split(split: str, n: int, scale: float, width: int) -> training.PreparedSplit:
+    """The first n images of a split as (n, 9, width) one-hot cell codes instead of ViT features."""
     dataset = training.load_images(split, n)
-    features = torch.zeros(n, GRID * GRID, WIDTH)
+    features = torch.zeros(n, GRID * GRID, width)
     features[:, :, EMPTY] = 1
     for i, objects in enumerate(dataset["objects"]):
         for o in objects:
@@ -58,11 +56,12 @@ def main() -> None:
         align=replace(base.align, batch_size=args.batch_size),
         instruct=replace(base.instruct, steps=args.instruct_steps, batch_size=args.batch_size),
     )
-    # no pretrained encoder: the oracle tokens stand in for its features
-    training.build_model = lambda c: (seed_everything(c.seed), MobileVLM(c.model, ViT(c.model.vit)))[1]
-    data = {"train": oracle_split("train", config.n_train, args.scale), "validation": oracle_split("validation", config.n_val, args.scale)}
+    # no pretrained encoder: the oracle tokens stand in for its features (as tests/test_train.py does)
+    training.pretrained_vit = lambda quick=None, progress=True: ViT(config.model.vit)
+    width = config.model.vit.dim  # the projector keeps the input width it has in lesson 07
+    data = {split: oracle_split(split, n, args.scale, width) for split, n in (("train", config.n_train), ("validation", config.n_val))}
     model, history = training.train(config, data=data)
-    scores = training.exact_match(training.predict(model, oracle_split("test", config.n_test, args.scale)))
+    scores = training.exact_match(training.predict(model, oracle_split("test", config.n_test, args.scale, width)))
     result = {
         "instruct_steps": args.instruct_steps, "batch_size": args.batch_size, "scale": args.scale, "seed": args.seed,
         "exact_match": round(100 * scores["exact_match"], 1),
