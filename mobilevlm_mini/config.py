@@ -64,6 +64,7 @@ class VLMConfig:
     projector_options: dict = field(default_factory=dict)  # e.g. {"num_queries": 16} for "resampler"
     vision_layer: int = -2  # penultimate block, as MobileVLM and LLaVA read CLIP
     visual_positions: bool = True  # add a learned 2-D position code to each visual token (needs a square token grid)
+    question_first: bool = False  # '<user> q <image> <assistant>': the visual tokens can attend to the question (lesson 07, section 10)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class StageConfig:
     batch_size: int = 32
     lr: float = 1e-3
     warmup: int = 10
+    max_turns: int | None = None  # stage 2: questions per image in one sequence, drawn at random (None: its whole conversation)
 
 
 @dataclass

@@ -8,6 +8,8 @@
 A training sequence holds one image's whole conversation, so one encoder pass trains every answer:
     <bos> <image> <user> q1 <assistant> a1 <eos> <user> q2 <assistant> a2 <eos> ...
 and only the answer tokens (and the <eos> that ends each answer) carry a label; everything else is -100.
+With `VLMConfig.question_first` the first question comes before the image ('<bos> <user> q1 <image> <assistant> a1 ...'),
+so the causal LLM's visual tokens can attend to what is asked (lesson 07, section 10).
 
 Public API
 - `prompt_text(question)`, `check_question(question, tokenizer)`: the single-turn chat prompt, validated.
@@ -35,8 +37,10 @@ from mobilevlm_mini.vision import ViT
 IGNORE = -100  # label of a token the loss skips (prompt, image, padding)
 
 
-def prompt_text(question: str) -> str:
-    """The single-turn chat prompt the model answers after: '<image> <user> QUESTION <assistant>'."""
+def prompt_text(question: str, question_first: bool = False) -> str:
+    """The single-turn chat prompt: '<image> <user> QUESTION <assistant>', or '<user> QUESTION <image> <assistant>'."""
+    if question_first:
+        return f"<user> {question} <image> <assistant>"
     return f"<image> <user> {question} <assistant>"
 
 
@@ -55,11 +59,15 @@ def check_question(question: str, tokenizer: Tokenizer) -> str:
     return question
 
 
-def encode_turns(tokenizer: Tokenizer, turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
-    """A multi-turn conversation about one image -> (ids, labels); labels are the answer ids + <eos>, IGNORE elsewhere."""
-    ids, labels = tokenizer.encode("<image>"), [IGNORE, IGNORE]  # <bos> <image>
-    for question, answer in turns:
-        prompt = tokenizer.encode(f"<user> {question} <assistant>", add_bos=False)
+def encode_turns(tokenizer: Tokenizer, turns: list[tuple[str, str]], question_first: bool = False) -> tuple[list[int], list[int]]:
+    """A multi-turn conversation about one image -> (ids, labels); labels are the answer ids + <eos>, IGNORE elsewhere.
+
+    The first turn's prompt is `prompt_text` (so it holds the one <image>); later turns are '<user> q <assistant>'.
+    """
+    ids, labels = [], []
+    for turn, (question, answer) in enumerate(turns):
+        text = prompt_text(question, question_first) if turn == 0 else f"<user> {question} <assistant>"
+        prompt = tokenizer.encode(text, add_bos=turn == 0)
         reply = tokenizer.encode(answer, add_bos=False, add_eos=True)
         ids += prompt + reply
         labels += [IGNORE] * len(prompt) + reply
@@ -182,7 +190,7 @@ class MobileVLM(nn.Module):
 
     def prompts(self, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Single-turn chat prompts, left-padded for generation: (input_ids, attention_mask), each (B, P)."""
-        ids = [self.tokenizer.encode(prompt_text(check_question(q, self.tokenizer))) for q in questions]
+        ids = [self.tokenizer.encode(prompt_text(check_question(q, self.tokenizer), self.config.question_first)) for q in questions]
         return self.tokenizer.pad(ids, padding_side="left")
 
     @torch.no_grad()
@@ -209,7 +217,7 @@ class MobileVLM(nn.Module):
         features: (1, N, D_vision) for one image. The rows used are the <assistant> token and every answer
         token but the last, i.e. the positions whose outputs are the answer's tokens.
         """
-        ids, labels = encode_turns(self.tokenizer, [(check_question(question, self.tokenizer), answer)])
+        ids, labels = encode_turns(self.tokenizer, [(check_question(question, self.tokenizer), answer)], self.config.question_first)
         ids, labels = torch.tensor([ids]), torch.tensor([labels])
         embeds, mask, labels, at = self.merge(ids, self.project(features), labels=labels)
         _, weights = self.llm(inputs_embeds=embeds, attention_mask=mask, return_weights=True)

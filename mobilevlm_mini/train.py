@@ -121,17 +121,21 @@ def pad_pairs(model: MobileVLM, pairs: list[tuple[list[int], list[int]]]) -> tup
     return ids, mask, labels
 
 
-def conversation_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None):
-    """Each row's whole conversation in one sequence: (input_ids, features, attention_mask, labels), as MobileVLM takes them.
+def conversation_batch(
+    model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None, max_turns: int | None = None
+):
+    """Each row's conversation in one sequence: (input_ids, features, attention_mask, labels), as MobileVLM takes them.
 
     With a generator the turns come in a random order each time, so no question type is tied to a place
-    in the conversation and a single question (as in `answer`) looks like any turn.
+    in the conversation and a single question (as in `answer`) looks like any turn; `max_turns` keeps
+    only the first few of that order (1: one random question per image, as `answer` asks them).
     """
     pairs = []
     for row in rows.tolist():
         turns = data.conversations[row]
-        order = torch.randperm(len(turns), generator=generator).tolist() if generator is not None else range(len(turns))
-        pairs.append(encode_turns(model.tokenizer, [turns[i][1:] for i in order]))
+        order = torch.randperm(len(turns), generator=generator).tolist() if generator is not None else list(range(len(turns)))
+        turns = [turns[i][1:] for i in order[:max_turns]]
+        pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first))
     ids, mask, labels = pad_pairs(model, pairs)
     return ids, data.features[rows], mask, labels
 
@@ -313,7 +317,8 @@ def train(
             rows = batch_rows(len(data["train"]), stage.batch_size, local, seed)
             generator = torch.Generator().manual_seed(seed * 1_000_003 + local)
             model.train()
-            output = model(*BATCHES[name](model, data["train"], rows, generator))
+            options = {"max_turns": stage.max_turns} if name == "instruct" else {}
+            output = model(*BATCHES[name](model, data["train"], rows, generator, **options))
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)

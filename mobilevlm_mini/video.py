@@ -287,7 +287,7 @@ def encode_clips(model: MobileVLM, clips: list[Clip], batch_size: int = 256) -> 
 
 def video_batch(model: VideoVLM, data: ClipFeatures, clips: list[Clip], rows: torch.Tensor, times: torch.Tensor | list[int]):
     """Each clip's question and answer: (input_ids, FrameTokens of the kept frames, attention_mask, labels), as VideoVLM takes them."""
-    pairs = [encode_turns(model.tokenizer, [(clips[row].question, clips[row].answer)]) for row in rows.tolist()]
+    pairs = [encode_turns(model.tokenizer, [(clips[row].question, clips[row].answer)], model.config.question_first) for row in rows.tolist()]
     ids, mask, labels = pad_pairs(model, pairs)
     return ids, data.frames(rows, times), mask, labels
 

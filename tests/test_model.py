@@ -1,5 +1,7 @@
 """The tiny MobileVLM: image tokens spliced in, loss on answers only, generation."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -70,6 +72,20 @@ def test_labels_cover_answers_and_their_eos_only():
     assert kept == ["red", "<eos>", "top", "left", "<eos>"]
     ids, labels = encode_caption(TOK, "a small red circle in the centre")
     assert TOK.decode(ids) == TOK.decode([label for label in labels if label != IGNORE]) == "a small red circle in the centre"
+
+
+def test_question_first_puts_the_first_question_before_the_image():
+    turns = [("what colour is the circle ?", "red"), ("where is the circle ?", "top left")]
+    assert prompt_text("what colour is the circle ?", question_first=True) == "<user> what colour is the circle ? <image> <assistant>"
+    ids, labels = encode_turns(TOK, turns, question_first=True)
+    words = [TOK.tokens[i] for i in ids]
+    assert words[:2] == ["<bos>", "<user>"] and words.count("<image>") == 1
+    assert words.index("<image>") == words.index("?") + 1 < words.index("red")  # after the question, before the answer
+    assert labels == encode_turns(TOK, turns)[1]  # same answers labelled, at the same places: only the prompt order moved
+    model = MobileVLM(replace(small_config(), question_first=True)).eval()
+    prompt, _ = model.prompts(["what colour is the circle ?"])
+    assert TOK.decode(prompt[0], skip_special=False) == "<bos> <user> what colour is the circle? <image> <assistant>"
+    assert len(model.answer(features(model, 1), ["what colour is the circle ?"])) == 1
 
 
 def test_loss_ignores_prompt_and_padding_tokens(model):

@@ -117,6 +117,18 @@ def test_conversation_batch_shuffles_turns_but_keeps_every_answer(datasets):
         assert sorted(kept.split()) == sorted(" ".join(answers).split())
 
 
+def test_conversation_batch_max_turns_keeps_one_random_question_per_image(datasets):
+    config = tiny_config()
+    data = prepared(config, datasets)
+    model = build_model(config)
+    rows = torch.tensor([0, 1, 2])
+    ids, _, _, labels = conversation_batch(model, data["train"], rows, torch.Generator().manual_seed(0), max_turns=1)
+    for row in range(3):
+        assert (ids[row] == model.tokenizer.ids["<user>"]).sum() == 1  # one question
+        kept = model.tokenizer.decode([t for t in labels[row].tolist() if t >= 0], skip_special=True)
+        assert kept in [a for _, _, a in data["train"].conversations[row]]  # its answer, and nothing else
+
+
 def test_exact_match_counts_per_type():
     records = [
         {"type": "colour", "answer": "red", "predicted": "red"},
