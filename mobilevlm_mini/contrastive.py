@@ -36,7 +36,9 @@ from torch import nn
 from mobilevlm_mini import config as run_config
 from mobilevlm_mini.attention import Block
 from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint
-from mobilevlm_mini.data import COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, caption, images_to_tensor, load_split, split_words, vocabulary
+from mobilevlm_mini.data import (
+    COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, WorldConfig, caption, images_to_tensor, load_split, split_words, vocabulary,
+)
 from mobilevlm_mini.vision import ViT, ViTConfig
 
 # ---------------------------------------------------------------- losses
@@ -206,10 +208,10 @@ class PretrainConfig:
     seed: int = 0
 
 
-def default_recipe(quick: bool | None = None, loss: str = "clip") -> PretrainConfig:
-    """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode."""
+def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = 64) -> PretrainConfig:
+    """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images image_size px."""
     quick = run_config.quick() if quick is None else quick
-    model = ContrastiveConfig(loss=loss)
+    model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
     if quick:
         return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5)
     return PretrainConfig(model=model)
@@ -268,7 +270,8 @@ def train_contrastive(
     from tqdm.auto import tqdm
 
     if images is None or scenes is None:
-        images, scenes = prepare_pairs(load_split("train", recipe.n_train, progress=progress))
+        world = WorldConfig(image_size=recipe.model.vit.image_size)
+        images, scenes = prepare_pairs(load_split("train", recipe.n_train, world, progress=progress))
     generator = run_config.seed_everything(recipe.seed)
     model = ContrastiveModel(recipe.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -358,9 +361,9 @@ def load_pretrained(recipe: PretrainConfig) -> ContrastiveModel:
     return load_checkpoint(recipe_path(recipe), ContrastiveModel(recipe.model), recipe.model).eval()
 
 
-def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bool = True) -> ContrastiveModel:
+def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = 64) -> ContrastiveModel:
     """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached."""
-    recipe = default_recipe(quick, loss)
+    recipe = default_recipe(quick, loss, image_size)
     path = recipe_path(recipe)
     if (path / WEIGHTS).is_file() and (path / CONFIG).is_file():
         return load_pretrained(recipe)
@@ -369,7 +372,7 @@ def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bo
     return model
 
 
-def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True) -> ViT:
+def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = 64) -> ViT:
     """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
-    vit = pretrained_model(quick, loss, progress).vit.eval()
+    vit = pretrained_model(quick, loss, progress, image_size).vit.eval()
     return vit.requires_grad_(False)

@@ -45,7 +45,7 @@ from mobilevlm_mini.checkpoint import (
 )
 from mobilevlm_mini.config import StageConfig, TrainConfig, cache_dir, seed_everything, vlm_preset
 from mobilevlm_mini.contrastive import default_recipe, pretrained_vit, recipe_path
-from mobilevlm_mini.data import QUESTION_TYPES, images_to_tensor, load_split
+from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, load_split
 from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
 
 STAGES = ("align", "instruct")
@@ -72,12 +72,12 @@ class PreparedSplit:
         return len(self.captions)
 
 
-def load_images(split: str, n: int, encoder_quick: bool = False):
-    """The first n images of a split; the training split reuses the cached images the ViT was pretrained on."""
+def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = 64):
+    """The first n images (image_size px) of a split; the training split reuses the cached images the ViT was pretrained on."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of images, got {n}")
     drawn = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n  # a prefix of a split is a smaller split
-    return load_split(split, drawn, progress=False).select(range(n))
+    return load_split(split, drawn, WorldConfig(image_size=image_size), progress=False).select(range(n))
 
 
 def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor | None = None) -> PreparedSplit:
@@ -89,8 +89,8 @@ def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor 
 
 
 def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False) -> PreparedSplit:
-    """The first n images of a split, with their ViT features computed once."""
-    return split_from_dataset(model, load_images(split, n, encoder_quick))
+    """The first n images of a split, drawn at the model's image size, with their ViT features computed once."""
+    return split_from_dataset(model, load_images(split, n, encoder_quick, model.config.vit.image_size))
 
 
 def prepare_data(model: MobileVLM, config: TrainConfig) -> dict[str, PreparedSplit]:
@@ -155,7 +155,7 @@ BATCHES = {"align": caption_batch, "instruct": conversation_batch}
 def build_model(config: TrainConfig) -> MobileVLM:
     """A fresh MobileVLM (seeded from config.seed) around the course's pretrained, frozen ViT."""
     seed_everything(config.seed)
-    return MobileVLM(config.model, pretrained_vit(config.encoder_quick))
+    return MobileVLM(config.model, pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size))
 
 
 def stage_plan(config: TrainConfig) -> list[tuple[str, StageConfig, int]]:
@@ -356,7 +356,8 @@ def trained_vlm(preset: str = "tiny", progress: bool = True, **overrides) -> Mob
     The folder name hashes the whole config and names the encoder it reads, so a changed recipe never loads stale weights.
     """
     config = vlm_preset(preset, **overrides)
-    key = {"config": config_to_dict(config), "encoder": recipe_path(default_recipe(config.encoder_quick)).name}
+    encoder = recipe_path(default_recipe(config.encoder_quick, image_size=config.model.vit.image_size))
+    key = {"config": config_to_dict(config), "encoder": encoder.name}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     path = cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
     if not (path / WEIGHTS).is_file():

@@ -108,7 +108,7 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 
-    monkeypatch.setattr(C, "default_recipe", lambda quick, loss: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    monkeypatch.setattr(C, "default_recipe", lambda quick, loss, image_size=64: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
     path = C.recipe_path(TINY_RECIPE)
     assert not path.exists()
     built = C.pretrained_model(quick=True, progress=False)  # trains and caches

@@ -18,7 +18,7 @@ from mobilevlm_mini.data import generate_dataset
 from mobilevlm_mini.language import preset
 from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.train import (
-    batch_rows, build_model, conversation_batch, exact_match, load_trained, lr_factor, predict, set_trainable,
+    batch_rows, build_model, conversation_batch, exact_match, load_trained, lr_factor, predict, prepare_split, set_trainable,
     split_from_dataset, stage_plan, train,
 )
 from mobilevlm_mini.vision import ViT, ViTConfig
@@ -36,7 +36,7 @@ def tiny_config(**overrides) -> TrainConfig:
     return dataclasses.replace(config, **overrides)
 
 
-def fake_pretrained_vit(quick=None, progress=True) -> ViT:
+def fake_pretrained_vit(quick=None, progress=True, image_size=64) -> ViT:
     """No pretrained encoder needed: the frozen ViT is a seeded random one of the test config's size."""
     torch.manual_seed(123)
     return ViT(VIT).eval().requires_grad_(False)
@@ -127,6 +127,29 @@ def test_conversation_batch_max_turns_keeps_one_random_question_per_image(datase
         assert (ids[row] == model.tokenizer.ids["<user>"]).sum() == 1  # one question
         kept = model.tokenizer.decode([t for t in labels[row].tolist() if t >= 0], skip_special=True)
         assert kept in [a for _, _, a in data["train"].conversations[row]]  # its answer, and nothing else
+
+
+def test_image_size_reaches_the_encoder_and_the_pictures(monkeypatch):
+    """A 48-pixel recipe (the `aligned` preset) asks for a 48-pixel encoder and draws 48-pixel pictures."""
+    asked = {}
+
+    def fake_vit(quick=None, progress=True, image_size=64):
+        asked["encoder"] = image_size
+        return ViT(dataclasses.replace(VIT, image_size=image_size)).eval().requires_grad_(False)
+
+    def fake_split(split, n, world, progress=True):
+        asked["world"] = world.image_size
+        return generate_dataset(n, seed=5, config=world, progress=False)
+
+    monkeypatch.setattr(train_module, "pretrained_vit", fake_vit)
+    monkeypatch.setattr(train_module, "load_split", fake_split)
+    config = tiny_config()
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=48), projector="mlp"))
+    model = build_model(config)
+    test = prepare_split(model, "test", 3)
+    assert asked == {"encoder": 48, "world": 48} and test.features.shape == (3, 9, 32)  # 48 / 16 = 3x3 patches
+    aligned = vlm_preset("aligned")
+    assert aligned.model.vit.image_size == 48 and aligned.model.question_first and aligned.instruct.max_turns == 1
 
 
 def test_exact_match_counts_per_type():
@@ -260,7 +283,7 @@ def test_ask_bad_input_is_one_clear_line(checkpoint, picture, tmp_path, capsys, 
 
 
 def test_eval_writes_json_per_question_type(checkpoint, tmp_path, capsys, monkeypatch, datasets):
-    monkeypatch.setattr(train_module, "load_images", lambda split, n, quick=False: datasets["validation"].select(range(n)))
+    monkeypatch.setattr(train_module, "load_images", lambda split, n, quick=False, image_size=64: datasets["validation"].select(range(n)))
     out = tmp_path / "results.json"
     assert main(["eval", "--ckpt", str(checkpoint), "--split", "test", "--n", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
