@@ -12,8 +12,8 @@ With `VLMConfig.question_first` the first question comes before the image ('<bos
 so the causal LLM's visual tokens can attend to what is asked (lesson 07, section 10).
 
 Public API
-- `prompt_text(question)`, `check_question(question, tokenizer)`: the single-turn chat prompt, validated.
-- `encode_turns(tokenizer, turns)`, `encode_caption(tokenizer, caption)`: (ids, labels) lists.
+- `prompt_text(question, question_first)`, `check_question(question, tokenizer)`: the single-turn chat prompt, validated.
+- `encode_turns(tokenizer, turns, question_first)`, `encode_caption(tokenizer, caption)`: (ids, labels) lists.
 - `insert_tokens(x, at, inserted)`: replace row b's position at[b] by the K rows of inserted[b].
 - `MobileVLM(config, vit)`: `encode_images`, `project`, `merge`, `forward` -> `VLMOutput` (logits, labels, loss),
   `answer` (greedy or sampled generation with the KV cache), `image_attention` (answer -> image tokens).

@@ -2,7 +2,8 @@
 
 The recipe follows MobileVLM, shrunk to a CPU:
     align     stage 1: image -> caption; the projector learns, and (`align_llm`, our default) the LLM too
-    instruct  stage 2: image -> multi-turn question/answer conversation; projector and LLM learn (ViT frozen)
+    instruct  stage 2: image -> multi-turn question/answer conversation (or `max_turns` random questions of it);
+              projector and LLM learn (ViT frozen)
 MobileVLM's stage 1 trains only the projector because its LLM arrives pretrained; ours starts from
 random weights, and with a frozen random LLM the answer tokens barely look at the picture (lesson 07).
 Both stages use AdamW, a linear warm-up then a cosine decay, and gradient clipping.
@@ -16,7 +17,7 @@ A checkpoint folder holds model.safetensors + config.json (the whole TrainConfig
 each written atomically (`checkpoint.py`); trainer_state.pt records a digest of the weights it belongs to.
 
 Public API
-- `PreparedSplit`, `load_images(split, n, encoder_quick)`, `split_from_dataset(model, dataset)`,
+- `PreparedSplit`, `load_images(split, n, encoder_quick, image_size)`, `split_from_dataset(model, dataset, features)`,
   `prepare_split(model, split, n, encoder_quick)`,
   `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
 - `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `lr_factor`.
