@@ -208,7 +208,7 @@ class PretrainConfig:
     seed: int = 0
 
 
-def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = 64) -> PretrainConfig:
+def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size) -> PretrainConfig:
     """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images image_size px."""
     quick = run_config.quick() if quick is None else quick
     model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
@@ -361,7 +361,7 @@ def load_pretrained(recipe: PretrainConfig) -> ContrastiveModel:
     return load_checkpoint(recipe_path(recipe), ContrastiveModel(recipe.model), recipe.model).eval()
 
 
-def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = 64) -> ContrastiveModel:
+def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size) -> ContrastiveModel:
     """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached."""
     recipe = default_recipe(quick, loss, image_size)
     path = recipe_path(recipe)
@@ -372,7 +372,7 @@ def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bo
     return model
 
 
-def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = 64) -> ViT:
+def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size) -> ViT:
     """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
     vit = pretrained_model(quick, loss, progress, image_size).vit.eval()
     return vit.requires_grad_(False)

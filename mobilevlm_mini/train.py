@@ -73,7 +73,7 @@ class PreparedSplit:
         return len(self.captions)
 
 
-def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = 64):
+def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size):
     """The first n images (image_size px) of a split; the training split reuses the cached images the ViT was pretrained on."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of images, got {n}")
