@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the tiny MobileVLM (stage 1 align, stage 2 instruct) and report test accuracy",
                                 description="Train the tiny MobileVLM from nothing (data and encoder included when not cached), "
                                             "save a checkpoint folder, then report exact match on the test split.")
-    train.add_argument("--preset", default="tiny", help="training recipe: tiny (default), aligned (lesson 07 section 10: 48 px, question first; 96%% in about 6 minutes from nothing) or quick (a few steps, for CI)")
+    train.add_argument("--preset", default="tiny", help="training recipe: tiny (default, lesson 07) or quick (a few steps, for CI)")
     train.add_argument("--out", required=True, help="checkpoint folder to write (model.safetensors, config.json, trainer_state.pt)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out (same preset and options)")
     train.add_argument("--projector", help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")

@@ -68,7 +68,7 @@ DATA_VERSION = 2  # bump when drawing or text changes, so old caches are not reu
 class WorldConfig:
     """What the world may contain: image side in pixels, objects per image, shapes and colours."""
 
-    image_size: int = 64
+    image_size: int = 48  # 3 cells of 16 px: with 8 px patches each cell is exactly 2 x 2 patches (lesson 07)
     min_objects: int = 1
     max_objects: int = 4
     shapes: tuple[str, ...] = SHAPES

@@ -35,9 +35,10 @@ def token_grid(num_tokens: int, factor: int = 1, name: str = "this projector") -
     """(h, w) of a square token grid whose side `factor` divides, with a clear error otherwise."""
     h, w = grid_shape(num_tokens)
     if h % factor:
+        sides = sorted({h // factor * factor or factor, (h // factor + 1) * factor})
         raise ValueError(
             f"{name} needs a grid side divisible by {factor}, got {num_tokens} tokens = a {h}x{w} grid; "
-            f"expected a side such as {h // factor * factor or factor} or {(h // factor + 1) * factor}"
+            f"expected a side such as {' or '.join(map(str, sides))}"
         )
     return h, w
 

@@ -189,10 +189,10 @@ def video_tokenizer() -> Tokenizer:
     return Tokenizer.from_words([*vocabulary(), *VIDEO_WORDS])
 
 
-def video_vlm_config(strategy: str = "concat", factor: int = 8, num_queries: int = 4, **llm_overrides) -> VLMConfig:
+def video_vlm_config(strategy: str = "concat", factor: int = 6, num_queries: int = 4, **llm_overrides) -> VLMConfig:
     """A tiny MobileVLM config for video, with the tiny LLM (fields overridable by keyword, e.g. num_hidden_layers=2).
 
-    concat: pixel shuffle on each frame, 64 / factor^2 tokens a frame (factor 8: the whole frame in one token);
+    concat: pixel shuffle on each frame, 36 / factor^2 tokens a frame (factor 6: the whole 6 x 6 grid in one token);
     resampler: one Perceiver over all frames, num_queries tokens.
     """
     if strategy not in STRATEGIES:

@@ -20,9 +20,9 @@ from mobilevlm_mini.patches import PatchEmbed, num_patches, sincos_2d
 
 @dataclass
 class ViTConfig:
-    """Sizes of the ViT. The defaults see a 64 x 64 image as an 8 x 8 grid of 64 tokens."""
+    """Sizes of the ViT. The defaults see a 48 x 48 image as a 6 x 6 grid of 36 tokens."""
 
-    image_size: int = 64
+    image_size: int = 48
     patch_size: int = 8
     channels: int = 3
     dim: int = 64

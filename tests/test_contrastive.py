@@ -91,7 +91,7 @@ def test_text_encoder_ignores_padding_and_reads_order():
 def test_model_embeddings_are_unit_vectors():
     torch.manual_seed(0)
     model = C.ContrastiveModel(TINY)
-    images, ids = torch.rand(3, 3, 64, 64), C.encode_texts(["a red circle"] * 3, 40)
+    images, ids = torch.rand(3, 3, 48, 48), C.encode_texts(["a red circle"] * 3, 40)
     assert model.encode_images(images).norm(dim=-1).allclose(torch.ones(3))
     assert model.encode_texts(ids).shape == (3, 8)
     assert model(images, ids).ndim == 0
@@ -100,7 +100,7 @@ def test_model_embeddings_are_unit_vectors():
 def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
     dataset = generate_dataset(32, seed=0)
     images, scenes = C.prepare_pairs(dataset)
-    assert images.dtype == torch.uint8 and images.shape == (32, 3, 64, 64) and len(scenes) == 32
+    assert images.dtype == torch.uint8 and images.shape == (32, 3, 48, 48) and len(scenes) == 32
     assert data.caption(scenes[0]) == dataset[0]["caption"]
     first, history = C.train_contrastive(TINY_RECIPE, images, scenes, progress=False)
     second, _ = C.train_contrastive(TINY_RECIPE, images, scenes, progress=False)
@@ -108,7 +108,7 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 
-    monkeypatch.setattr(C, "default_recipe", lambda quick, loss, image_size=64: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    monkeypatch.setattr(C, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
     path = C.recipe_path(TINY_RECIPE)
     assert not path.exists()
     built = C.pretrained_model(quick=True, progress=False)  # trains and caches
@@ -118,7 +118,7 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
         assert torch.equal(a, b)
     vit = C.pretrained_vit(quick=True, progress=False)
     assert isinstance(vit, ViT) and not vit.training and not any(p.requires_grad for p in vit.parameters())
-    assert vit(images[:2].float() / 255, layer=-2).shape == (2, 16, 16)
+    assert vit(images[:2].float() / 255, layer=-2).shape == (2, 9, 16)  # 48 px / 16 px patches: a 3 x 3 grid
 
 
 def _true_for(text: str, scene: list) -> bool:

@@ -41,11 +41,11 @@ def test_load_split_caches_and_prefixes_agree(tmp_path):
 
 def test_rows_hold_image_caption_conversation_and_objects():
     row = data.generate_dataset(3, seed=0)[0]
-    assert row["image"].size == (64, 64) and row["image"].mode == "RGB"
+    assert row["image"].size == (48, 48) and row["image"].mode == "RGB"
     assert len(row["questions"]) == len(row["answers"]) == len(row["question_types"]) >= 5
     assert set(row["objects"][0]) == {"shape", "colour", "size", "row", "col"}
     images = data.images_to_tensor([row["image"]])
-    assert images.shape == (1, 3, 64, 64) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
+    assert images.shape == (1, 3, 48, 48) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
 
 
 def test_caption_reads_in_order():

@@ -561,7 +561,7 @@ def test_07_exercise_1(capsys):
 
 def test_07_exercise_2(capsys, vlm):
     tok, question = vlm.tokenizer, "what colour is the circle ?"
-    features = vlm.encode_images(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    features = vlm.encode_images(torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0)))
     input_ids, attention_mask = vlm.prompts([question])
     with torch.no_grad():
         probs = vlm(input_ids, features, attention_mask).logits[0, -1].softmax(-1)  # the solution's

@@ -17,7 +17,8 @@ TOK = Tokenizer.default()
 
 def small_config(projector: str = "ldp") -> VLMConfig:
     llm = preset("tiny", vocab_size=TOK.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
-    return VLMConfig(vit=ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2), llm=llm, projector=projector)
+    # image first, so left-padded prompts put <image> at different places; the question-first layout has its own test
+    return VLMConfig(vit=ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2), llm=llm, projector=projector, question_first=False)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from mobilevlm_mini.train import (
 )
 from mobilevlm_mini.vision import ViT, ViTConfig
 
-VIT = ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2)
+VIT = ViTConfig(image_size=48, patch_size=12, dim=32, depth=2, heads=2)
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -36,7 +36,7 @@ def tiny_config(**overrides) -> TrainConfig:
     return dataclasses.replace(config, **overrides)
 
 
-def fake_pretrained_vit(quick=None, progress=True, image_size=64) -> ViT:
+def fake_pretrained_vit(quick=None, progress=True, image_size=48) -> ViT:
     """No pretrained encoder needed: the frozen ViT is a seeded random one of the test config's size."""
     torch.manual_seed(123)
     return ViT(VIT).eval().requires_grad_(False)
@@ -130,10 +130,10 @@ def test_conversation_batch_max_turns_keeps_one_random_question_per_image(datase
 
 
 def test_image_size_reaches_the_encoder_and_the_pictures(monkeypatch):
-    """A 48-pixel recipe (the `aligned` preset) asks for a 48-pixel encoder and draws 48-pixel pictures."""
+    """A 72-pixel recipe asks for a 72-pixel encoder and draws 72-pixel pictures; the course's default is 48 px."""
     asked = {}
 
-    def fake_vit(quick=None, progress=True, image_size=64):
+    def fake_vit(quick=None, progress=True, image_size=48):
         asked["encoder"] = image_size
         return ViT(dataclasses.replace(VIT, image_size=image_size)).eval().requires_grad_(False)
 
@@ -144,12 +144,12 @@ def test_image_size_reaches_the_encoder_and_the_pictures(monkeypatch):
     monkeypatch.setattr(train_module, "pretrained_vit", fake_vit)
     monkeypatch.setattr(train_module, "load_split", fake_split)
     config = tiny_config()
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=48), projector="mlp"))
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=72), projector="mlp"))
     model = build_model(config)
     test = prepare_split(model, "test", 3)
-    assert asked == {"encoder": 48, "world": 48} and test.features.shape == (3, 9, 32)  # 48 / 16 = 3x3 patches
-    aligned = vlm_preset("aligned")
-    assert aligned.model.vit.image_size == 48 and aligned.model.question_first and aligned.instruct.max_turns == 1
+    assert asked == {"encoder": 72, "world": 72} and test.features.shape == (3, 36, 32)  # 72 / 12 = 6x6 patches
+    tiny = vlm_preset("tiny")
+    assert tiny.model.vit.image_size == 48 and tiny.model.question_first and tiny.instruct.max_turns == 1
 
 
 def test_exact_match_counts_per_type():
@@ -259,7 +259,7 @@ def picture(tmp_path_factory):
 def test_ask_answers_and_says_how_it_read_the_image(checkpoint, picture, capsys):
     assert main(["ask", "--ckpt", str(checkpoint), "--image", str(picture), "--question", "what colour is the circle ?"]) == 0
     out = capsys.readouterr().out
-    assert "60x40 RGBA" in out and "converted to RGB" in out and "64x64" in out
+    assert "60x40 RGBA" in out and "converted to RGB" in out and "48x48" in out
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_ask_bad_input_is_one_clear_line(checkpoint, picture, tmp_path, capsys, 
 
 
 def test_eval_writes_json_per_question_type(checkpoint, tmp_path, capsys, monkeypatch, datasets):
-    monkeypatch.setattr(train_module, "load_images", lambda split, n, quick=False, image_size=64: datasets["validation"].select(range(n)))
+    monkeypatch.setattr(train_module, "load_images", lambda split, n, quick=False, image_size=48: datasets["validation"].select(range(n)))
     out = tmp_path / "results.json"
     assert main(["eval", "--ckpt", str(checkpoint), "--split", "test", "--n", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -31,7 +31,7 @@ def test_clips_are_deterministic_from_the_seed():
 def test_a_clip_shows_one_change_at_change_at(clips):
     for clip in clips:
         frames = clip.frames
-        assert frames.shape == (8, 64, 64, 3) and frames.dtype == np.uint8
+        assert frames.shape == (8, 48, 48, 3) and frames.dtype == np.uint8
         assert 1 <= clip.change_at <= 7
         assert all(np.array_equal(f, frames[0]) for f in frames[: clip.change_at])
         assert all(np.array_equal(f, frames[-1]) for f in frames[clip.change_at :])
@@ -85,7 +85,7 @@ def test_frame_sampling_indices():
         (lambda: make_clips(0), "got 0"),
         (lambda: video_vlm_config("stack"), "stack"),
         (lambda: video_accuracy([]), "no records"),
-        (lambda: VideoVLM(video_vlm_config("concat", factor=3)), "divisible by 3"),
+        (lambda: VideoVLM(video_vlm_config("concat", factor=4)), "divisible by 4"),
     ],
 )
 def test_bad_input_raises_a_value_error_naming_it(call, message):
@@ -96,7 +96,7 @@ def test_bad_input_raises_a_value_error_naming_it(call, message):
 def test_token_counts_per_strategy(clips):
     concat, resampler = small_model("concat"), small_model("resampler")
     data = encode_clips(concat, clips)
-    assert data.states.shape == (2 * len(clips), 64, 64) and data.index.shape == (len(clips), 8)
+    assert data.states.shape == (2 * len(clips), 36, 64) and data.index.shape == (len(clips), 8)
     rows = torch.arange(3)
     for n in (1, 2, 4, 8):
         frames = data.frames(rows, uniform_frames(8, n))
