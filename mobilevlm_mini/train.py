@@ -220,14 +220,19 @@ def exact_match(records: list[dict]) -> dict:
     return {**score(records), "per_type": {kind: s for kind, s in per_type.items() if s["n"]}}
 
 
+def stage_options(name: str, stage: StageConfig) -> dict:
+    """Keyword arguments of this stage's batch function beyond the rows: `max_turns` for stage 2, none for stage 1."""
+    return {"max_turns": stage.max_turns} if name == "instruct" else {}
+
+
 @torch.no_grad()
-def validation_loss(model: MobileVLM, data: PreparedSplit, stage: str, batch_size: int = 64) -> float:
-    """Mean loss over the split for this stage's kind of sequence, turns in their natural order."""
+def validation_loss(model: MobileVLM, data: PreparedSplit, stage: str, batch_size: int = 64, **options) -> float:
+    """Mean loss over the split for this stage's kind of sequence (`options` as in training), turns in their natural order."""
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(data), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(data)))
-        out = model(*BATCHES[stage](model, data, rows))
+        out = model(*BATCHES[stage](model, data, rows, **options))
         total, count = total + out.loss.item() * len(rows), count + len(rows)
     return total / count
 
@@ -318,8 +323,7 @@ def train(
             rows = batch_rows(len(data["train"]), stage.batch_size, local, seed)
             generator = torch.Generator().manual_seed(seed * 1_000_003 + local)
             model.train()
-            options = {"max_turns": stage.max_turns} if name == "instruct" else {}
-            output = model(*BATCHES[name](model, data["train"], rows, generator, **options))
+            output = model(*BATCHES[name](model, data["train"], rows, generator, **stage_options(name, stage)))
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)
@@ -334,7 +338,7 @@ def train(
             if step % config.eval_every == 0 or step in (first + stage.steps, stop):
                 history["val_step"].append(step)
                 history["val_stage"].append(name)
-                history["val_loss"].append(validation_loss(model, data["validation"], name))
+                history["val_loss"].append(validation_loss(model, data["validation"], name, **stage_options(name, stage)))
                 history["val_exact_match"].append(exact_match(predict(model, data["validation"]))["exact_match"] if name == "instruct" else None)
                 state = {
                     "step": step, "history": history, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

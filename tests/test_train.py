@@ -19,7 +19,7 @@ from mobilevlm_mini.language import preset
 from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.train import (
     batch_rows, build_model, conversation_batch, exact_match, load_trained, lr_factor, predict, prepare_split, set_trainable,
-    split_from_dataset, stage_plan, train,
+    split_from_dataset, stage_options, stage_plan, train, validation_loss,
 )
 from mobilevlm_mini.vision import ViT, ViTConfig
 
@@ -127,6 +127,22 @@ def test_conversation_batch_max_turns_keeps_one_random_question_per_image(datase
         assert (ids[row] == model.tokenizer.ids["<user>"]).sum() == 1  # one question
         kept = model.tokenizer.decode([t for t in labels[row].tolist() if t >= 0], skip_special=True)
         assert kept in [a for _, _, a in data["train"].conversations[row]]  # its answer, and nothing else
+
+
+def test_validation_loss_reads_sequences_shaped_like_the_stages_training(datasets):
+    """Stage 2 with max_turns=1 is validated on one question per image (its first), as it trains and is asked."""
+    config = tiny_config()
+    data = prepared(config, datasets)
+    model = build_model(config)
+    stage = dataclasses.replace(config.instruct, max_turns=1)
+    options = stage_options("instruct", stage)
+    assert options == {"max_turns": 1} and stage_options("align", stage) == {}
+    ids, features, mask, labels = conversation_batch(model, data["validation"], torch.arange(len(data["validation"])), **options)
+    first = [model.tokenizer.decode([t for t in row.tolist() if t >= 0], skip_special=True) for row in labels]
+    assert first == [turns[0][2] for turns in data["validation"].conversations]
+    assert len(data["validation"]) <= 64  # one batch inside validation_loss: the same mean
+    out = model(ids, features, mask, labels)
+    assert validation_loss(model, data["validation"], "instruct", **options) == pytest.approx(out.loss.item(), rel=1e-5)
 
 
 def test_image_size_reaches_the_encoder_and_the_pictures(monkeypatch):
