@@ -184,25 +184,25 @@ def check_00_exercise_2(llava_tokens: Any, ratio: Any, tokens_448: Any) -> str:
 
 
 @checker
-def check_00_exercise_3(project_16x: Any, to_llm: Any, tokens_read: Any) -> str:
-    """Lesson 00, exercise 3: a projector that averages 4 x 4 blocks of the 8 x 8 grid, and the LLM's input length."""
+def check_00_exercise_3(project_9x: Any, to_llm: Any, tokens_read: Any) -> str:
+    """Lesson 00, exercise 3: a projector that averages 3 x 3 blocks of the 6 x 6 grid, and the LLM's input length."""
     if not isinstance(to_llm, nn.Linear):
         raise NotYet("pass the smoke run's `to_llm` layer as the second argument")
-    features = torch.randn(2, 64, to_llm.in_features, generator=torch.Generator().manual_seed(0))  # (B, 8*8, D_v)
+    features = torch.randn(2, 36, to_llm.in_features, generator=torch.Generator().manual_seed(0))  # (B, 6*6, D_v)
     with torch.no_grad():
-        got = _tensor(_call(project_16x, "project_16x", features), "project_16x(features)")
-        grid = rearrange(features, "b (h w) d -> b d h w", h=8)
-        want = to_llm(rearrange(F.avg_pool2d(grid, 4), "b d h w -> b (h w) d"))  # (B, 4, D_t)
+        got = _tensor(_call(project_9x, "project_9x", features), "project_9x(features)")
+        grid = rearrange(features, "b (h w) d -> b d h w", h=6)
+        want = to_llm(rearrange(F.avg_pool2d(grid, 3), "b d h w -> b (h w) d"))  # (B, 4, D_t)
     if got.shape != want.shape:
-        hint = ": that is still the 2 x 2 projector's count" if got.ndim == 3 and got.shape[1] == 16 else ""
-        raise NotYet(f"project_16x turned (2, 64, {to_llm.in_features}) encoder tokens into shape {tuple(got.shape)}, "
+        hint = ": that is still the 2 x 2 projector's count" if got.ndim == 3 and got.shape[1] == 9 else ""
+        raise NotYet(f"project_9x turned (2, 36, {to_llm.in_features}) encoder tokens into shape {tuple(got.shape)}, "
                      f"expected (B, 4, {to_llm.out_features}){hint}")
     if not torch.allclose(got, want, atol=1e-5):
-        raise NotYet("the shapes are right but the values are not `to_llm` of the averages of the 4 x 4 blocks of the "
-                     "8 x 8 grid: check how tokens map to grid rows and columns (row by row) and that you average, not sum")
+        raise NotYet("the shapes are right but the values are not `to_llm` of the averages of the 3 x 3 blocks of the "
+                     "6 x 6 grid: check how tokens map to grid rows and columns (row by row) and that you average, not sum")
     n = _number(tokens_read, "tokens_read")
     if n != 4 + 6:
-        hint = "that is the 2 x 2 projector's count" if n == 16 + 6 else "add up the image tokens and the question's words"
+        hint = "that is the 2 x 2 projector's count" if n == 9 + 6 else "add up the image tokens and the question's words"
         raise NotYet(f"`tokens_read` is not how many tokens the LLM now reads: {hint}")
     return "4 image tokens + 6 question words reach the LLM; the same `to_llm` works, since pooling changes the count, not the width"
 
@@ -231,8 +231,8 @@ def check_00_exercise_4(vit_shift: Any, llm_shift: Any) -> str:
 
 @checker
 def check_01_exercise_1(tokens: Any, row_col: Any, pos: Any) -> str:
-    """Lesson 01, exercise 1: patches of the 64 x 96 crop, where token 13 sits, and its 2-D sin-cos embeddings."""
-    image = load_sample_photo(96)[:, 16:80, :]  # (3, 64, 96), the exercise's crop
+    """Lesson 01, exercise 1: patches of the 48 x 72 crop, where token 10 sits, and its 2-D sin-cos embeddings."""
+    image = load_sample_photo(72)[:, 12:60, :]  # (3, 48, 72), the exercise's crop
     want = patchify(image[None], 8)  # (1, N, 192)
     got = _tensor(tokens, "tokens")
     got = got[None] if got.ndim == 2 else got
@@ -241,23 +241,23 @@ def check_01_exercise_1(tokens: Any, row_col: Any, pos: Any) -> str:
     if got.shape[-1] != want.shape[-1]:
         raise NotYet(f"each token should hold every number of one 8 x 8 patch of 3 colours, yours hold {got.shape[-1]}")
     if got.shape[1] != want.shape[1]:
-        raise NotYet(f"you have {got.shape[1]} tokens: count the 8 x 8 patches down the 64 rows and across the 96 columns")
+        raise NotYet(f"you have {got.shape[1]} tokens: count the 8 x 8 patches down the 48 rows and across the 72 columns")
     if not torch.allclose(got, want):
         raise NotYet("`tokens` does not hold the crop's patches in reading order (row by row, each patch flattened "
                      "as (P, P, C)): cut the crop itself, `image`, into 8 x 8 patches")
-    if _ints(row_col, "row_col") != divmod(13, 96 // 8):
-        raise NotYet("token 13 is not at that place: tokens go row by row, and one row of this grid has as many "
+    if _ints(row_col, "row_col") != divmod(10, 72 // 8):
+        raise NotYet("token 10 is not at that place: tokens go row by row, and one row of this grid has as many "
                      "tokens as there are patches across the image's width")
     p = _tensor(pos, "pos")
     if p.ndim != 2 or p.shape[0] != want.shape[1]:
         raise NotYet(f"`pos` has shape {tuple(p.shape)}: one embedding (a row) per token is needed")
     if p.shape[1] % 4:
         raise NotYet(f"2-D sin-cos embeddings need a width divisible by 4, yours is {p.shape[1]}")
-    if torch.allclose(p, sincos_2d(12, 8, p.shape[1])):
+    if torch.allclose(p, sincos_2d(9, 6, p.shape[1])):
         raise NotYet("`pos` swaps the grid's height and width: sincos_2d(grid_h, grid_w, dim) takes the rows first")
-    if not torch.allclose(p, sincos_2d(8, 12, p.shape[1]), atol=1e-6):
+    if not torch.allclose(p, sincos_2d(6, 9, p.shape[1]), atol=1e-6):
         raise NotYet("`pos` is not the 2-D sin-cos embedding of this token grid")
-    return "96 tokens on an 8 x 12 grid, token 13 at row 1, column 1, one position embedding each (the drawings are not checked)"
+    return "54 tokens on a 6 x 9 grid, token 10 at row 1, column 1, one position embedding each (the drawings are not checked)"
 
 
 @checker
@@ -298,17 +298,17 @@ def check_01_exercise_3(patch_embed_params: Any) -> str:
 
 @checker
 def check_01_exercise_4(pos_1d: Any, more_alike_1d: Any, more_alike_2d: Any) -> str:
-    """Lesson 01, exercise 4: 1-D sin-cos on the 8 x 8 grid, and which token pair each embedding finds more alike."""
+    """Lesson 01, exercise 4: 1-D sin-cos on the 6 x 6 grid, and which token pair each embedding finds more alike."""
     got = _tensor(pos_1d, "pos_1d")
-    reference_1d = sincos_1d(torch.arange(64), 64)
+    reference_1d = sincos_1d(torch.arange(36), 64)
     if got.shape != reference_1d.shape or not torch.allclose(got, reference_1d, atol=1e-6):
-        raise NotYet("`pos_1d` is not the 1-D sin-cos embedding of the 64 token indices 0..63 at width 64")
-    pairs = [frozenset((7, 8)), frozenset((0, 8))]
+        raise NotYet("`pos_1d` is not the 1-D sin-cos embedding of the 36 token indices 0..35 at width 64")
+    pairs = [frozenset((5, 6)), frozenset((0, 6))]
     for name, answer, embedding, kind in (("more_alike_1d", more_alike_1d, reference_1d, "1-D"),
-                                          ("more_alike_2d", more_alike_2d, sincos_2d(8, 8, 64), "2-D")):
+                                          ("more_alike_2d", more_alike_2d, sincos_2d(6, 6, 64), "2-D")):
         pair = frozenset(_ints(answer, name))
         if pair not in pairs:
-            raise NotYet(f"`{name}` should be one of the two pairs of the question: (7, 8) or (0, 8)")
+            raise NotYet(f"`{name}` should be one of the two pairs of the question: (5, 6) or (0, 6)")
         similar = max(pairs, key=lambda p: F.cosine_similarity(*embedding[sorted(p)], dim=0).item())
         if pair != similar:
             raise NotYet(f"`{name}` is not the pair that looks more alike: compare the cosine similarity of both pairs "
@@ -553,15 +553,15 @@ def check_05_exercise_1(pool: Any, pixel_shuffle: Any, real_params: Any) -> str:
         if _number(real_params[name], f"real_params[{name!r}]") != want:
             raise NotYet(f"real_params[{name!r}] is not the parameter count of that projector at 1024 -> 2048 with factor 3: "
                          "count it with count_parameters")
-    return "both keep 64 of 576 tokens; pooling adds no parameters, pixel shuffle's Linear grows with s^2 (the 8 x 8 question is discussed in the solution)"
+    return "both keep 64 of 576 tokens; pooling adds no parameters, pixel shuffle's Linear grows with s^2 (what a 9x cut does on the course's 6 x 6 grid is discussed in the solution)"
 
 
-_WINDOWS = {"ldp": (25, 15), "ldpv2": (36, 24), "pool": (4, 0), "pixel_shuffle": (4, 0)}  # (read by 5, shared with 6)
+_WINDOWS = {"ldp": (25, 15), "ldpv2": (36, 24), "pool": (4, 0), "pixel_shuffle": (4, 0)}  # (read by 65, shared with 66) on a 24 x 24 grid
 
 
 @checker
 def check_05_exercise_2(counts: Any, disjoint: Any) -> str:
-    """Lesson 05, exercise 2: input tokens read by output token 5, and shared with token 6, per projector and for a disjoint LDP."""
+    """Lesson 05, exercise 2: on a 24 x 24 grid, input tokens read by output token 65, and shared with token 66, per projector and for a disjoint LDP."""
     missing = [name for name in _WINDOWS if name not in _given(counts, "counts")]
     if missing:
         raise NotYet(f"`counts` has no (read, shared) pair yet for {missing}")
@@ -570,10 +570,10 @@ def check_05_exercise_2(counts: Any, disjoint: Any) -> str:
     for name, ((read, shared), (want_read, want_shared)) in answers.items():
         if read != want_read:
             more = "more" if want_read > read else "fewer"
-            raise NotYet(f"{name}: output token 5 reads {more} input tokens than {read}: count the tokens whose influence "
+            raise NotYet(f"{name}: output token 65 reads {more} input tokens than {read}: count the tokens whose influence "
                          "(influence_map) is above 1% of that map's maximum")
         if shared != want_shared:
-            raise NotYet(f"{name}: the number of input tokens that output tokens 5 and 6 both read is not {shared}")
+            raise NotYet(f"{name}: the number of input tokens that output tokens 65 and 66 both read is not {shared}")
     return "all five counts are right: now use them to say which design lets a small shape on a border reach both tokens"
 
 
