@@ -3,9 +3,11 @@
 The recipe follows MobileVLM, shrunk to a CPU:
     align     stage 1: image -> caption; the projector learns, and (`align_llm`, our default) the LLM too
     instruct  stage 2: image -> multi-turn question/answer conversation (or `max_turns` random questions of it);
-              projector and LLM learn (ViT frozen)
+              the LLM learns, and with `instruct_projector` the projector too (ViT frozen)
 MobileVLM's stage 1 trains only the projector because its LLM arrives pretrained; ours starts from
 random weights, and with a frozen random LLM the answer tokens barely look at the picture (lesson 07).
+MobileVLM's stage 2 tunes the projector too; ours keeps stage 1's projector, because at stage 2's high
+learning rate the projector forgets shapes (lesson 07, section 10).
 Both stages use AdamW, a linear warm-up then a cosine decay, and gradient clipping.
 
 The ViT never changes, so each image's patch tokens are computed once (`prepare_split`) and reused
@@ -51,10 +53,13 @@ from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
 
 STAGES = ("align", "instruct")
 def trained_parts(stage: str, config: TrainConfig) -> tuple[str, ...]:
-    """Which parts learn in a stage: the projector always, the LLM in stage 2 and (align_llm) in stage 1; never the ViT."""
+    """Which parts learn in a stage: stage 1 the projector (+ the LLM with align_llm), stage 2 the LLM (+ the projector with
+    instruct_projector); never the ViT."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
-    return ("projector", "llm") if stage == "instruct" or config.align_llm else ("projector",)
+    if stage == "align":
+        return ("projector", "llm") if config.align_llm else ("projector",)
+    return ("projector", "llm") if config.instruct_projector else ("llm",)
 
 
 # ---------------------------------------------------------------- data

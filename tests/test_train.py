@@ -81,13 +81,14 @@ def test_stage_plan_skips_empty_stages_and_refuses_none():
 
 
 @pytest.mark.parametrize("align_llm", [False, True])
-def test_each_stage_trains_its_parts_and_never_the_vit(align_llm):
-    config = tiny_config(align_llm=align_llm)
+@pytest.mark.parametrize("instruct_projector", [False, True])
+def test_each_stage_trains_its_parts_and_never_the_vit(align_llm, instruct_projector):
+    config = tiny_config(align_llm=align_llm, instruct_projector=instruct_projector)
     model = build_model(config)
-    projector = [*model.projector.parameters(), model.visual_positions]
-    expected = projector + list(model.llm.parameters()) if align_llm else projector
-    assert {id(p) for p in set_trainable(model, "align", config)} == {id(p) for p in expected}
-    assert {id(p) for p in set_trainable(model, "instruct", config)} == {id(p) for p in projector + list(model.llm.parameters())}
+    projector, llm = [*model.projector.parameters(), model.visual_positions], list(model.llm.parameters())
+    expected = {"align": projector + llm if align_llm else projector, "instruct": projector + llm if instruct_projector else llm}
+    for stage in ("align", "instruct"):
+        assert {id(p) for p in set_trainable(model, stage, config)} == {id(p) for p in expected[stage]}
     assert not any(p.requires_grad for p in model.vit.parameters())
     with pytest.raises(ValueError, match="unknown stage 'pretrain'"):
         set_trainable(model, "pretrain", config)

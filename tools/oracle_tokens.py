@@ -63,6 +63,7 @@ def main() -> None:
         ),
         align=StageConfig(steps=150, batch_size=args.batch_size, lr=2e-3),
         instruct=StageConfig(steps=args.instruct_steps, batch_size=args.batch_size, lr=args.lr, max_turns=args.max_turns),
+        instruct_projector=True,  # rows D and E of lesson 07 trained the projector in stage 2 too
     )
     # no pretrained encoder: the oracle tokens stand in for its features (as tests/test_train.py does)
     training.pretrained_vit = lambda quick=None, progress=True, image_size=None: ViT(config.model.vit)
