@@ -90,7 +90,7 @@ class TrainConfig:
 
     model: VLMConfig = field(default_factory=VLMConfig)
     align: StageConfig = field(default_factory=lambda: StageConfig(steps=500, batch_size=32, lr=2e-3))
-    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=1200, batch_size=128, lr=3e-3, max_turns=1))
+    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=1100, batch_size=128, lr=3e-3, max_turns=1))
     align_llm: bool = True  # stage 1 trains the LLM too: ours starts untrained (MobileVLM's arrives pretrained)
     instruct_projector: bool = False  # stage 2 trains the projector too, as MobileVLM does (at our lr 3e-3 it forgets shapes)
     n_train: int = 5000  # training images (each with a caption and a whole conversation)

@@ -102,16 +102,16 @@ PAD, EOS = 0, 1
 
 def encode_texts(texts: list[str], max_len: int) -> torch.Tensor:
     """Word ids with <eos> appended, right-padded with <pad>: (B, max_len) long."""
-    ids = torch.full((len(texts), max_len), PAD, dtype=torch.long)
-    for row, text in enumerate(texts):
+    rows = []
+    for text in texts:
         words = split_words(text)
         unknown = sorted({w for w in words if w not in WORD_IDS})
         if unknown:
             raise ValueError(f"unknown words {unknown} in {text!r}; the shapes world knows only: {' '.join(WORDS[2:])}")
         if len(words) + 1 > max_len:
             raise ValueError(f"{text!r} has {len(words)} words; at most {max_len - 1} fit (max_len={max_len} with <eos>)")
-        ids[row, : len(words) + 1] = torch.tensor([WORD_IDS[w] for w in words] + [EOS])
-    return ids
+        rows.append([WORD_IDS[w] for w in words] + [EOS] + [PAD] * (max_len - len(words) - 1))
+    return torch.tensor(rows, dtype=torch.long).view(len(texts), max_len)  # (B, max_len)
 
 
 @dataclass

@@ -12,7 +12,7 @@ Public API
 - `draw_scene(objects, config, rng)` -> (H, W, 3) uint8 image, anti-aliased by supersampling.
 - `caption(objects, places)`, `conversation(objects, rng)` -> [(question_type, question, answer), ...].
 - `make_example(seed, index, config)` -> one row as a dict.
-- `generate_dataset(n, seed, config, progress)` -> `datasets.Dataset` (not cached).
+- `generate_dataset(n, seed, config, progress, workers)` -> `datasets.Dataset` (not cached; drawn in parallel).
 - `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test".
 - `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1]; `text_corpus(dataset)` -> lines;
   `scene_objects(row)` -> the row's objects as `SceneObject`s.
@@ -326,14 +326,35 @@ def features():
     })
 
 
-def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(), progress: bool = False):
-    """Draw n examples from `seed` into a `datasets.Dataset` (in memory; see `load_split` for the cache)."""
+def _draw_examples(seed: int, start: int, stop: int, config: WorldConfig) -> list[dict]:
+    return [make_example(seed, i, config) for i in range(start, stop)]
+
+
+def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(), progress: bool = False, workers: int | None = None):
+    """Draw n examples from `seed` into a `datasets.Dataset` (in memory; see `load_split` for the cache).
+
+    workers: processes drawing at once (default: one per CPU core for 4,000 examples or more, else 1); every example
+    depends only on (seed, index), so the rows are the same for any number of workers.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from contextlib import nullcontext
+    from multiprocessing import get_context
+
     from datasets import Dataset
     from tqdm.auto import tqdm
 
     if n <= 0:
         raise ValueError(f"n must be a positive number of examples, got {n}")
-    rows = [make_example(seed, i, config) for i in tqdm(range(n), desc="drawing shapes", disable=not progress)]
+    workers = workers or (os.cpu_count() or 1 if n >= 4000 else 1)
+    chunks = [(seed, start, min(start + 500, n), config) for start in range(0, n, 500)]
+    rows = []
+    # "spawn": a fresh interpreter per worker, safe whatever threads the parent (a notebook kernel, torch) runs
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
+        drawn = pool.map(_draw_examples, *zip(*chunks)) if pool else (_draw_examples(*chunk) for chunk in chunks)
+        with tqdm(total=n, desc="drawing shapes", disable=not progress) as bar:
+            for part in drawn:
+                rows += part
+                bar.update(len(part))
     columns = {key: [row[key] for row in rows] for key in rows[0]}
     return Dataset.from_dict(columns, features=features())
 

@@ -136,6 +136,15 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+def take_positions(x: torch.Tensor, keep: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """x (B or 1, ..., N, ...) with dimension `dim` of length N -> (B, ..., Q, ...): the positions keep (B, Q) of each row."""
+    if keep is None:
+        return x
+    x = x.expand(len(keep), *x.shape[1:])
+    index = keep.view(len(keep), *[1] * (dim - 1), keep.shape[1], *[1] * (x.ndim - dim - 1))
+    return x.gather(dim, index.expand(*x.shape[:dim], keep.shape[1], *x.shape[dim + 1 :]))
+
+
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     """(B, H_kv, T, d) -> (B, H_kv * n_rep, T, d): key/value head j serves query heads j*n_rep ... j*n_rep + n_rep - 1."""
     return x if n_rep == 1 else repeat(x, "b h t d -> b (h r) t d", r=n_rep)
@@ -183,12 +192,14 @@ class GroupedQueryAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
-        cache: KVCache | None = None, return_weights: bool = False,
+        cache: KVCache | None = None, return_weights: bool = False, keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q = rearrange(self.q_proj(x), "b n (h d) -> b h n d", h=self.num_heads)  # (B, H, N, d)
+        """Attention outputs (B, N, hidden); with keep (B, Q), only those positions ask (B, Q, hidden), all N still answer."""
+        q = rearrange(self.q_proj(take_positions(x, keep, 1)), "b n (h d) -> b h n d", h=self.num_heads)  # (B, H, N or Q, d)
         k = rearrange(self.k_proj(x), "b n (h d) -> b h n d", h=self.num_kv_heads)  # (B, H_kv, N, d)
         v = rearrange(self.v_proj(x), "b n (h d) -> b h n d", h=self.num_kv_heads)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope(q, take_positions(cos, keep, 2), take_positions(sin, keep, 2)), apply_rope(k, cos, sin)
+        mask = take_positions(mask, keep, 2)  # (B or 1, 1, N or Q, T)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # (B, H_kv, T, d): the past and this step
         n_rep = self.num_heads // self.num_kv_heads
@@ -212,10 +223,11 @@ class DecoderLayer(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
-        cache: KVCache | None = None, return_weights: bool = False,
+        cache: KVCache | None = None, return_weights: bool = False, keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, return_weights)
-        x = x + h  # (B, N, hidden)
+        """(B, N, hidden) -> (B, N, hidden), or only the positions keep (B, Q) -> (B, Q, hidden)."""
+        h, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, return_weights, keep)
+        x = take_positions(x, keep, 1) + h  # (B, N or Q, hidden)
         return x + self.mlp(self.post_attention_layernorm(x)), weights
 
 
@@ -275,6 +287,7 @@ class MobileLlama(nn.Module):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         return_weights: bool = False,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, N, vocab) for token ids (B, N) or embeddings (B, N, hidden).
 
@@ -282,6 +295,8 @@ class MobileLlama(nn.Module):
         the mask (left padding keeps real positions at 0, 1, ...) or past, past + 1, ....
         cache: a KVCache, updated in place with this call's keys and values.
         return_weights: also return each layer's attention weights (B, H, N, past + N), computed by hand.
+        keep: (B, Q) positions whose logits are wanted (B, Q, vocab), e.g. those a training loss scores: the last
+        layer computes only them, since no later layer reads its other outputs (its keys and values still cover all N).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids (B, N) or inputs_embeds (B, N, hidden)")
@@ -306,10 +321,10 @@ class MobileLlama(nn.Module):
         cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)  # broadcast over heads
         mask = attention_mask_4d(attention_mask, n, past + n)
         all_weights = []
-        for layer in self.model.layers:
-            x, weights = layer(x, cos, sin, mask, cache, return_weights)
+        for i, layer in enumerate(self.model.layers):
+            x, weights = layer(x, cos, sin, mask, cache, return_weights, keep if i == len(self.model.layers) - 1 else None)
             all_weights.append(weights)
-        logits = self.lm_head(self.model.norm(x))  # (B, N, vocab)
+        logits = self.lm_head(self.model.norm(x))  # (B, N or Q, vocab)
         return (logits, all_weights) if return_weights else logits
 
 

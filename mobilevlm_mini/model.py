@@ -15,7 +15,8 @@ Public API
 - `prompt_text(question, question_first)`, `check_question(question, tokenizer)`: the single-turn chat prompt, validated.
 - `encode_turns(tokenizer, turns, question_first)`, `encode_caption(tokenizer, caption)`: (ids, labels) lists.
 - `insert_tokens(x, at, inserted)`: replace row b's position at[b] by the K rows of inserted[b].
-- `MobileVLM(config, vit)`: `encode_images`, `project`, `merge`, `forward` -> `VLMOutput` (logits, labels, loss),
+- `MobileVLM(config, vit)`: `encode_images`, `project`, `merge`, `forward` -> `VLMOutput` (logits, labels, loss;
+  `labelled_only` runs the last layer only where the loss looks),
   `answer` (greedy or sampled generation with the KV cache), `image_attention` (answer -> image tokens).
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mobilevlm_mini.config import VLMConfig
@@ -99,15 +101,21 @@ def insert_tokens(x: torch.Tensor, at: torch.Tensor, inserted: torch.Tensor) -> 
 
 @dataclass
 class VLMOutput:
-    """What a forward pass returns: logits (B, M, vocab), labels aligned with them (B, M) or None, loss or None."""
+    """What a forward pass returns: logits (B, M, vocab), labels aligned with them (B, M) or None, loss or None.
+
+    shifted (forward's labelled_only): logits (B, Q, vocab) of the positions that predict a label, and labels (B, Q) the
+    tokens they predict, so logits[:, i] scores labels[:, i] (otherwise position t predicts labels[:, t + 1]).
+    """
 
     logits: torch.Tensor
     labels: torch.Tensor | None
     loss: torch.Tensor | None
+    shifted: bool = False
 
     def accuracy(self) -> float:
         """Fraction of labelled tokens whose most likely prediction is right (teacher forcing)."""
-        predicted, target = self.logits[:, :-1].argmax(-1), self.labels[:, 1:]
+        logits, target = (self.logits, self.labels) if self.shifted else (self.logits[:, :-1], self.labels[:, 1:])
+        predicted = logits.argmax(-1)
         keep = target != IGNORE
         return (predicted[keep] == target[keep]).float().mean().item()
 
@@ -181,12 +189,25 @@ class MobileVLM(nn.Module):
         return embeds, mask, labels, at
 
     def forward(
-        self, input_ids: torch.Tensor, features: torch.Tensor, attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+        self, input_ids: torch.Tensor, features: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None, labelled_only: bool = False,
     ) -> VLMOutput:
-        """Logits over the merged sequence and, given labels (B, N), the loss on the labelled (answer) tokens only."""
+        """Logits over the merged sequence and, given labels (B, N), the loss on the labelled (answer) tokens only.
+
+        labelled_only (training, with labels): the LLM's last layer runs only at the positions that predict a label
+        (3 of about 24 in stage 2), the same loss for less work; the output is then `shifted` (see VLMOutput).
+        """
         embeds, mask, labels, _ = self.merge(input_ids, self.project(features), attention_mask, labels)
-        logits = self.llm(inputs_embeds=embeds, attention_mask=mask)  # (B, N + K - 1, vocab)
-        return VLMOutput(logits, labels, None if labels is None else causal_lm_loss(logits, labels, IGNORE))
+        if labels is None or not labelled_only:
+            logits = self.llm(inputs_embeds=embeds, attention_mask=mask)  # (B, N + K - 1, vocab)
+            return VLMOutput(logits, labels, None if labels is None else causal_lm_loss(logits, labels, IGNORE))
+        predicting = labels[:, 1:] != IGNORE  # (B, M - 1): position t predicts token t + 1
+        q = int(predicting.sum(dim=1).max())
+        keep = predicting.int().argsort(dim=1, descending=True, stable=True)[:, :q]  # (B, Q): those positions, in order, first
+        targets = labels[:, 1:].gather(1, keep)  # (B, Q), IGNORE where a row has fewer than Q
+        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, keep=keep)  # (B, Q, vocab)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        return VLMOutput(logits, targets, loss, shifted=True)
 
     def prompts(self, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Single-turn chat prompts, left-padded for generation: (input_ids, attention_mask), each (B, P)."""

@@ -91,7 +91,7 @@ def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor 
     if features is None:
         features = model.encode_images(images_to_tensor(dataset["image"]))  # (n, N, D_vision)
     conversations = [list(zip(t, q, a)) for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"])]
-    return PreparedSplit(features, dataset["caption"], conversations, dataset)
+    return PreparedSplit(features, list(dataset["caption"]), conversations, dataset)  # a list: a datasets Column reads Arrow per row
 
 
 def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False) -> PreparedSplit:
@@ -121,10 +121,8 @@ def batch_rows(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
 def pad_pairs(model: MobileVLM, pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad (ids, labels) pairs: input_ids, attention_mask, labels (IGNORE on padding), each (B, N)."""
     ids, mask = model.tokenizer.pad([i for i, _ in pairs])
-    labels = torch.full_like(ids, IGNORE)
-    for row, (_, label) in enumerate(pairs):
-        labels[row, : len(label)] = torch.tensor(label)
-    return ids, mask, labels
+    labels = torch.tensor([label + [IGNORE] * (ids.shape[1] - len(label)) for _, label in pairs], dtype=torch.long)
+    return ids, mask, labels.view_as(ids)
 
 
 def conversation_batch(
@@ -316,7 +314,8 @@ def train(
     for name, stage, first in plan:
         if step >= first + stage.steps or step >= stop:
             continue
-        optimizer = torch.optim.AdamW(set_trainable(model, name, config), lr=stage.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+        parameters = set_trainable(model, name, config)
+        optimizer = torch.optim.AdamW(parameters, lr=stage.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay, fused=True)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s, stage=stage: lr_factor(s, stage))
         if step > first:  # resuming inside this stage
             optimizer.load_state_dict(state["optimizer"])
@@ -328,7 +327,7 @@ def train(
             rows = batch_rows(len(data["train"]), stage.batch_size, local, seed)
             generator = torch.Generator().manual_seed(seed * 1_000_003 + local)
             model.train()
-            output = model(*BATCHES[name](model, data["train"], rows, generator, **stage_options(name, stage)))
+            output = model(*BATCHES[name](model, data["train"], rows, generator, **stage_options(name, stage)), labelled_only=True)
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)

@@ -189,6 +189,16 @@ def test_padding_does_not_change_real_tokens(side):
     torch.testing.assert_close(logits[1], model(long[None])[0], rtol=1e-5, atol=1e-5)
 
 
+def test_keep_computes_only_the_asked_positions_with_the_same_logits():
+    model = small_model()
+    ids, mask = torch.randint(1, 40, (2, 7)), torch.tensor([[1] * 7, [1] * 5 + [0] * 2])
+    full = model(ids, attention_mask=mask)  # (2, 7, vocab)
+    keep = torch.tensor([[2, 6], [0, 4]])
+    kept, weights = model(ids, attention_mask=mask, keep=keep, return_weights=True)
+    assert kept.shape == (2, 2, 40) and weights[-1].shape == (2, 4, 2, 7) and weights[0].shape == (2, 4, 7, 7)
+    torch.testing.assert_close(kept, full.gather(1, keep[..., None].expand(-1, -1, 40)), rtol=1e-5, atol=1e-5)
+
+
 def test_attention_weights_path_matches_fast_path():
     model = small_model()
     ids = torch.randint(0, 40, (2, 6))

@@ -116,6 +116,31 @@ def test_loss_ignores_prompt_and_padding_tokens(model):
     assert logits.grad[:, :-1][~keep].abs().sum() == 0 and logits.grad[:, :-1][keep].abs().sum() > 0
 
 
+@pytest.mark.parametrize("kind", ["caption", "conversation"])
+def test_labelled_only_gives_the_same_loss_accuracy_and_gradient(kind):
+    torch.manual_seed(0)
+    model = MobileVLM(small_config()).train()
+    pairs = (
+        [encode_caption(TOK, "a large red circle at the top left"), encode_caption(TOK, "a small blue square")] if kind == "caption"
+        else [encode_turns(TOK, [("what colour is the circle ?", "red")]), encode_turns(TOK, [("how many shapes are there ?", "three")] * 2)]
+    )
+    ids, mask = TOK.pad([p[0] for p in pairs])
+    labels = torch.full_like(ids, IGNORE)
+    for row, (_, label) in enumerate(pairs):
+        labels[row, : len(label)] = torch.tensor(label)
+    outputs, grads = [], []
+    for labelled_only in (False, True):
+        model.zero_grad()
+        outputs.append(model(ids, features(model, 2), mask, labels, labelled_only=labelled_only))
+        outputs[-1].loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.llm.parameters()]))
+    full, kept = outputs
+    assert kept.shifted and kept.logits.shape[1] == int((labels != IGNORE).sum(dim=1).max()) < full.logits.shape[1]
+    torch.testing.assert_close(kept.loss, full.loss)
+    assert kept.accuracy() == pytest.approx(full.accuracy())
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
 def test_accuracy_counts_labelled_tokens(model):
     ids, labels = (torch.tensor([x]) for x in encode_turns(TOK, [("what colour is the circle ?", "red")]))
     out = model(ids, features(model, 1), labels=labels)
