@@ -345,7 +345,7 @@ def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(),
 
     if n <= 0:
         raise ValueError(f"n must be a positive number of examples, got {n}")
-    workers = workers or (os.cpu_count() or 1 if n >= 4000 else 1)
+    workers = workers or ((os.cpu_count() or 1) if n >= 4000 else 1)
     chunks = [(seed, start, min(start + 500, n), config) for start in range(0, n, 500)]
     rows = []
     # "spawn": a fresh interpreter per worker, safe whatever threads the parent (a notebook kernel, torch) runs

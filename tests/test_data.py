@@ -25,6 +25,8 @@ def test_same_seed_same_bytes():
     assert first.remove_columns("image").to_list() == second.remove_columns("image").to_list()
     other = data.generate_dataset(12, seed=8)
     assert images(first) != images(other)
+    in_parallel = data.generate_dataset(12, seed=7, workers=2)  # worker processes draw the same rows, in order
+    assert in_parallel.data.table.equals(first.data.table)
 
 
 def test_load_split_caches_and_prefixes_agree(tmp_path):

@@ -10,6 +10,7 @@ from mobilevlm_mini.config import VLMConfig
 from mobilevlm_mini.language import preset
 from mobilevlm_mini.model import IGNORE, MobileVLM, check_question, encode_caption, encode_turns, insert_tokens, prompt_text
 from mobilevlm_mini.tokenizer import Tokenizer
+from mobilevlm_mini.train import pad_pairs
 from mobilevlm_mini.vision import ViTConfig
 
 TOK = Tokenizer.default()
@@ -124,10 +125,7 @@ def test_labelled_only_gives_the_same_loss_accuracy_and_gradient(kind):
         [encode_caption(TOK, "a large red circle at the top left"), encode_caption(TOK, "a small blue square")] if kind == "caption"
         else [encode_turns(TOK, [("what colour is the circle ?", "red")]), encode_turns(TOK, [("how many shapes are there ?", "three")] * 2)]
     )
-    ids, mask = TOK.pad([p[0] for p in pairs])
-    labels = torch.full_like(ids, IGNORE)
-    for row, (_, label) in enumerate(pairs):
-        labels[row, : len(label)] = torch.tensor(label)
+    ids, mask, labels = pad_pairs(model, pairs)
     outputs, grads = [], []
     for labelled_only in (False, True):
         model.zero_grad()
