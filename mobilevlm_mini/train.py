@@ -52,6 +52,8 @@ from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, l
 from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
 
 STAGES = ("align", "instruct")
+
+
 def trained_parts(stage: str, config: TrainConfig) -> tuple[str, ...]:
     """Which parts learn in a stage: stage 1 the projector (+ the LLM with align_llm), stage 2 the LLM (+ the projector with
     instruct_projector); never the ViT."""
@@ -330,7 +332,7 @@ def train(
             output = model(*BATCHES[name](model, data["train"], rows, generator, **stage_options(name, stage)), labelled_only=True)
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1

@@ -93,10 +93,7 @@ def test_question_first_puts_the_first_question_before_the_image():
 def test_loss_ignores_prompt_and_padding_tokens(model):
     pairs = [encode_turns(TOK, [("what colour is the circle ?", "red")]),
              encode_turns(TOK, [("how many shapes are there ?", "three"), ("is there a blue square ?", "no")])]
-    ids, mask = TOK.pad([p[0] for p in pairs])
-    labels = torch.full_like(ids, IGNORE)
-    for row, (_, label) in enumerate(pairs):
-        labels[row, : len(label)] = torch.tensor(label)
+    ids, mask, labels = pad_pairs(model, pairs)
     feats = features(model, 2)
     out = model(ids, feats, mask, labels)
     # by hand: cross-entropy only where the next token is an answer token (or its <eos>)
