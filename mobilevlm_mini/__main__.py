@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="folder to write (datasets.save_to_disk format)")
     data.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    data.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    data.add_argument("--size", type=int, default=48, help="image side in pixels (default 48, the size every lesson uses)")
     data.set_defaults(func=cmd_data)
     train = commands.add_parser("train", help="train the tiny MobileVLM (stage 1 align, stage 2 instruct) and report test accuracy",
                                 description="Train the tiny MobileVLM from nothing (data and encoder included when not cached), "

@@ -8,7 +8,7 @@ import torch
 from datasets import Image, load_from_disk
 
 from mobilevlm_mini import data
-from mobilevlm_mini.__main__ import main
+from mobilevlm_mini.__main__ import build_parser, main
 from mobilevlm_mini.data import SceneObject, WorldConfig
 
 
@@ -163,3 +163,7 @@ def test_command_line_builds_a_dataset(tmp_path, capsys):
     dataset = load_from_disk(str(tmp_path / "shapes"))
     assert len(dataset) == 5 and dataset[0]["image"].size == (32, 32)
     assert "saved 5 examples" in capsys.readouterr().out
+
+
+def test_command_line_draws_at_the_courses_image_size():
+    assert build_parser().parse_args(["data", "--out", "shapes"]).size == WorldConfig().image_size
