@@ -32,7 +32,8 @@ def main() -> None:
                 command = [sys.executable, "-m", "mobilevlm_mini", "train", "--projector", projector, "--seed", str(seed), "--out", str(folder)]
                 subprocess.run(command, check=True)
             config = json.loads((folder / "config.json").read_text())
-            assert (config["model"].pop("projector"), config.pop("seed")) == (projector, seed), f"{folder} holds another run"
+            if (config["model"].pop("projector"), config.pop("seed")) != (projector, seed):
+                raise SystemExit(f"{folder} holds another run than {projector} with seed {seed}")
             if preset not in (None, config):
                 raise SystemExit(f"{folder} was trained with another recipe than the runs before it")
             preset = config
