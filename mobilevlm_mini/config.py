@@ -89,8 +89,8 @@ class TrainConfig:
     """
 
     model: VLMConfig = field(default_factory=VLMConfig)
-    align: StageConfig = field(default_factory=lambda: StageConfig(steps=500, batch_size=32, lr=2e-3))
-    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=1100, batch_size=128, lr=3e-3, max_turns=1))
+    align: StageConfig = field(default_factory=lambda: StageConfig(steps=700, batch_size=32, lr=2e-3))
+    instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=1000, batch_size=128, lr=3e-3, max_turns=1))
     align_llm: bool = True  # stage 1 trains the LLM too: ours starts untrained (MobileVLM's arrives pretrained)
     instruct_projector: bool = False  # stage 2 trains the projector too, as MobileVLM does (at our lr 3e-3 it forgets shapes)
     n_train: int = 5000  # training images (each with a caption and a whole conversation)
@@ -104,7 +104,7 @@ class TrainConfig:
 
 
 VLM_PRESETS = {
-    # the default (lesson 07): stage 1 500 steps of 32 captions; stage 2 trains the LLM alone on 128 images a step,
+    # the default (lesson 07): stage 1 700 steps of 32 captions; stage 2 trains the LLM alone on 128 images a step,
     # one question each; the choices behind it are measured in lesson 07, section 10
     "tiny": TrainConfig(),
     # CI and quick-mode lessons: the same code path, a few steps
