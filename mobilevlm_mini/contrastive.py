@@ -37,7 +37,7 @@ from mobilevlm_mini import config as run_config
 from mobilevlm_mini.attention import Block
 from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint
 from mobilevlm_mini.data import (
-    COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, WorldConfig, caption, images_to_tensor, load_split, split_words, vocabulary,
+    COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, WorldConfig, caption, images_to_tensor, images_to_uint8, load_split, split_words, vocabulary,
 )
 from mobilevlm_mini.vision import ViT, ViTConfig
 
@@ -219,7 +219,7 @@ def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: in
 
 def prepare_pairs(dataset) -> tuple[torch.Tensor, list[list[SceneObject]]]:
     """Images as uint8 (N, 3, H, W) (4x smaller than float) and each image's objects, to caption on the fly."""
-    images = (images_to_tensor(dataset["image"]) * 255).round().to(torch.uint8)
+    images = images_to_uint8(dataset["image"])  # (N, 3, H, W)
     return images, [[SceneObject(**o) for o in objects] for objects in dataset["objects"]]
 
 
@@ -244,18 +244,21 @@ def sample_captions(scenes: list[list[SceneObject]], recipe: PretrainConfig, gen
 
 def _falsify(subset: list[SceneObject], scene: list[SceneObject], places: bool, generator: torch.Generator) -> list[SceneObject]:
     """Change one object's shape (half the time), size or colour so that the scene has no such object."""
-    described = lambda o: (o.shape, o.colour, o.size) + ((o.row, o.col) if places else ())  # noqa: E731
+
+    def described(o: SceneObject, **change) -> tuple:  # what the caption says of o, with one attribute changed
+        kept = {"shape": o.shape, "colour": o.colour, "size": o.size, **change}
+        return (kept["shape"], kept["colour"], kept["size"]) + ((o.row, o.col) if places else ())
+
     present = {described(o) for o in scene}
-    target = int(torch.randint(len(subset), (1,), generator=generator))
+    t = int(torch.randint(len(subset), (1,), generator=generator))
     u = float(torch.rand(1, generator=generator))
     options = {"shape": SHAPES, "size": SIZES, "colour": tuple(COLOURS)}
     order = ["shape", "size", "colour"] if u < 0.5 else ["size", "colour", "shape"] if u < 0.75 else ["colour", "shape", "size"]
     for attribute in order:  # the first attribute whose change makes the caption false
-        changed = [replace(subset[target], **{attribute: v}) for v in options[attribute]]
-        changed = [o for o in changed if described(o) not in present]
-        if changed:
-            pick = changed[int(torch.randint(len(changed), (1,), generator=generator))]
-            return subset[:target] + [pick] + subset[target + 1 :]
+        values = [v for v in options[attribute] if described(subset[t], **{attribute: v}) not in present]
+        if values:
+            pick = replace(subset[t], **{attribute: values[int(torch.randint(len(values), (1,), generator=generator))]})
+            return subset[:t] + [pick] + subset[t + 1 :]
     raise RuntimeError("no change of shape, size or colour makes this caption false")
 
 

@@ -14,7 +14,7 @@ Public API
 - `make_example(seed, index, config)` -> one row as a dict.
 - `generate_dataset(n, seed, config, progress, workers)` -> `datasets.Dataset` (not cached; drawn in parallel).
 - `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test".
-- `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1]; `text_corpus(dataset)` -> lines;
+- `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1] (`images_to_uint8`: the same as bytes); `text_corpus(dataset)` -> lines;
   `scene_objects(row)` -> the row's objects as `SceneObject`s.
 - `vocabulary()`: every token the captions, questions and answers can contain.
 - `data_dir()`: where splits are cached (<config.cache_dir()>/data).
@@ -395,10 +395,16 @@ def scene_objects(row: dict) -> list[SceneObject]:
     return [SceneObject(**o) for o in row["objects"]]
 
 
+def images_to_uint8(images: list) -> torch.Tensor:
+    """PIL images or (H, W, 3) uint8 arrays -> (B, 3, H, W) uint8, 4x smaller than float pixels."""
+    rgb = lambda image: image if image.mode == "RGB" else image.convert("RGB")  # noqa: E731  (a copy only when needed)
+    array = np.stack([np.asarray(rgb(image) if isinstance(image, Image.Image) else image) for image in images])  # (B, H, W, 3)
+    return torch.from_numpy(array).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+
 def images_to_tensor(images: list) -> torch.Tensor:
     """PIL images or (H, W, 3) uint8 arrays -> (B, 3, H, W) float32 in [0, 1]."""
-    array = np.stack([np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image) for image in images])
-    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(255.0)  # (B, 3, H, W)
+    return images_to_uint8(images).float().div(255.0)  # (B, 3, H, W)
 
 
 def text_corpus(dataset) -> list[str]:
