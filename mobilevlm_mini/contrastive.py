@@ -5,7 +5,7 @@ vectors. CLIP scores every image against every caption in the batch and asks a s
 right one, both ways; SigLIP asks an independent sigmoid "match or not?" of every pair.
 
 Public API
-- `clip_loss(img, txt, log_scale)`, `siglip_loss(img, txt, log_scale, bias)`: the two losses;
+- `clip_loss(img, txt, log_scale)`, `siglip_loss(img, txt, log_scale, bias, matches=None)`: the two losses;
   `ClipLoss` / `SigLipLoss`: the same with learnable temperature (and bias); `LOSSES` by name.
 - `WORDS`, `encode_texts(texts, max_len)`: word-level token ids for captions and prompts.
 - `TextConfig`, `TextEncoder`; `ContrastiveConfig`, `ContrastiveModel` (ViT + text encoder + loss).
@@ -13,19 +13,24 @@ Public API
   `default_recipe(quick, loss)`: the course's recipe, smaller in quick mode.
 - `prepare_pairs(dataset)`, `train_contrastive(recipe, ...)` -> (model, history) with a tqdm bar.
 - `retrieval_accuracy`, `zero_shot_predict`, `largest_object_prompts`, `zero_shot_largest`.
-- `save_pretrained(model, recipe)`, `load_pretrained(recipe)`, `pretrained_model(quick, loss)`, and
-  `pretrained_vit(quick=None)`: the frozen, pretrained ViT for later lessons. It loads
-  <models_dir()>/<key>/{model.safetensors, config.json}, where the key hashes the whole recipe (so
-  quick-mode and full-mode encoders never mix), or trains it deterministically when missing.
-  `models_dir()` is <config.cache_dir()>/models.
+- `TextTuningConfig`, `default_text_tuning(quick)`, `tuning_captions`, `tune_text(model, tuning, images, scenes)`:
+  locked-image text tuning (LiT): the ViT frozen, the text side taught to name single objects.
+- `pretrained_model(quick, loss, text_tuned=False)`: the course's dual encoder, and `pretrained_vit(quick=None)`:
+  its ViT, frozen, for later lessons. They load <models_dir()>/<key>/{model.safetensors, config.json},
+  where the key hashes the whole recipe (so quick-mode and full-mode encoders never mix), or train
+  deterministically when missing; the text-tuned model is cached beside it (`tuned_path`), and its
+  ViT is the same. `models_dir()` is <config.cache_dir()>/models.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,15 +61,19 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits[:, : len(logits)].T, labels)) / 2
 
 
-def siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Sigmoid loss: -sum_ij log sigmoid(z_ij (exp(log_scale) cos_ij + bias)) / B, z = +1 for i = j, else -1.
+def siglip_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor, bias: torch.Tensor, matches: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sigmoid loss: -sum_ij log sigmoid(z_ij (exp(log_scale) cos_ij + bias)) / B, z = +1 where caption j is true of image i, else -1.
 
-    image_emb (B, E); text_emb (B + K, E): the first B captions match the images, K more are negatives.
+    image_emb (B, E); text_emb (B + K, E). By default the first B captions match the images and K more are
+    negatives; `matches` (B, B + K) bool says instead which pairs match, when a caption can be true of several images.
     """
     image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
     logits = log_scale.exp() * image_emb @ text_emb.T + bias  # (B, B + K)
-    signs = -torch.ones_like(logits)
-    signs[:, : len(logits)] += 2 * torch.eye(len(logits), device=logits.device)  # +1 match, -1 no match
+    if matches is None:
+        matches = torch.eye(len(logits), logits.shape[1], dtype=torch.bool, device=logits.device)  # image i <-> caption i
+    signs = 2 * matches.to(logits.dtype) - 1  # +1 match, -1 no match
     return -F.logsigmoid(signs * logits).sum() / len(logits)
 
 
@@ -87,8 +96,8 @@ class SigLipLoss(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         self.bias = nn.Parameter(torch.tensor(-10.0))
 
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        return siglip_loss(image_emb, text_emb, self.log_scale, self.bias)
+    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor, matches: torch.Tensor | None = None) -> torch.Tensor:
+        return siglip_loss(image_emb, text_emb, self.log_scale, self.bias, matches)
 
 
 LOSSES = {"clip": ClipLoss, "siglip": SigLipLoss}
@@ -278,8 +287,7 @@ def train_contrastive(
     generator = run_config.seed_everything(recipe.seed)
     model = ContrastiveModel(recipe.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    warmup_then_cosine = lambda step: min(1.0, (step + 1) / recipe.warmup) * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))  # noqa: E731
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_cosine)
+    schedule = _warmup_cosine(optimizer, recipe.warmup, recipe.steps)
     order, history, start = torch.empty(0, dtype=torch.long), {"loss": []}, time.perf_counter()
     model.train()
     for _ in (bar := tqdm(range(recipe.steps), desc=f"{recipe.model.loss} pretraining", disable=not progress)):
@@ -292,6 +300,90 @@ def train_contrastive(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        history["loss"].append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    history["seconds"] = time.perf_counter() - start
+    return model.eval(), history
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup` steps, then a cosine decay to 0 at `steps`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
+# ---------------------------------------------------------------- locked-image text tuning (LiT)
+
+
+@dataclass
+class TextTuningConfig:
+    """Locked-image text tuning: the pretrained ViT frozen, the text tower and both projections trained on one-object captions."""
+
+    whole_scene: float = 0.25  # probability that a caption describes the whole scene (as in pretraining) instead of one object
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup: int = 30
+    seed: int = 0
+
+
+def default_text_tuning(quick: bool | None = None) -> TextTuningConfig:
+    """The course's text tuning: 1,000 steps (about half a minute on 2 cores), or a few in quick mode."""
+    quick = run_config.quick() if quick is None else quick
+    return TextTuningConfig(steps=20, batch_size=64, warmup=5) if quick else TextTuningConfig()
+
+
+def tuning_captions(scenes: list[list[SceneObject]], whole_scene: float, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
+    """Per scene a true caption and a hard negative of it: one object without its place ('a large red circle'),
+    or with probability `whole_scene` the whole scene, with or without places.
+
+    Returns the distinct captions, sorted, and which are true of which scene: (B, T) bool. A caption
+    such as 'a large red circle' is true of every scene that holds one, not only of the scene it was
+    drawn for, so the labels come from the scenes rather than from the batch's diagonal.
+    """
+    drawn = []
+    for objects in scenes:
+        if float(torch.rand(1, generator=generator)) < whole_scene:
+            described, places = objects, bool(torch.rand(1, generator=generator) < 0.5)
+        else:
+            described, places = [objects[int(torch.randint(len(objects), (1,), generator=generator))]], False
+        drawn += [caption(described, places), caption(_falsify(described, objects, places, generator), places)]
+    texts = sorted(set(drawn))
+    true = [{caption(objects, True), caption(objects, False), *(caption([o], places) for o in objects for places in (True, False))} for objects in scenes]
+    return texts, torch.tensor([[text in t for text in texts] for t in true], dtype=torch.bool).view(len(scenes), len(texts))
+
+
+def tune_text(
+    model: ContrastiveModel, tuning: TextTuningConfig, images: torch.Tensor, scenes: list[list[SceneObject]], progress: bool = True
+) -> tuple[ContrastiveModel, dict]:
+    """LiT: a copy of `model` whose text tower and projections learn, its ViT locked, from `tuning_captions`; -> (model, history).
+
+    The loss is SigLIP's, with every (image, caption) pair labelled by whether the caption is true of
+    the image. images: uint8 (N, 3, H, W) and scenes: their objects, as `prepare_pairs` gives them.
+    """
+    from tqdm.auto import tqdm
+
+    generator = run_config.seed_everything(tuning.seed)
+    model = copy.deepcopy(model).eval()
+    model.vit.requires_grad_(False)
+    with torch.no_grad():  # the locked ViT sees each image once: (N, D) pooled tokens
+        pooled = torch.cat([ViT.pool(model.vit(images[i : i + 500].float() / 255)) for i in range(0, len(images), 500)])
+    loss_fn = SigLipLoss()
+    parameters = [*model.text.parameters(), *model.text_proj.parameters(), *model.image_proj.parameters(), *loss_fn.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=tuning.lr, weight_decay=tuning.weight_decay)
+    schedule = _warmup_cosine(optimizer, tuning.warmup, tuning.steps)
+    history, start = {"loss": []}, time.perf_counter()
+    model.text.train()
+    for _ in (bar := tqdm(range(tuning.steps), desc="text tuning (ViT locked)", disable=not progress)):
+        batch = torch.randint(len(images), (tuning.batch_size,), generator=generator)
+        texts, matches = tuning_captions([scenes[i] for i in batch], tuning.whole_scene, generator)
+        image_emb = model.image_proj(pooled[batch])  # (B, E)
+        loss = loss_fn(image_emb, model.text_proj(model.text(encode_texts(texts, model.config.text.max_len))), matches)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         schedule.step()
         history["loss"].append(loss.item())
@@ -354,25 +446,35 @@ def recipe_path(recipe: PretrainConfig) -> Path:
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
 
-def save_pretrained(model: ContrastiveModel, recipe: PretrainConfig) -> Path:
-    """Save a model trained with `recipe` where `pretrained_model` will look for it."""
-    return save_checkpoint(recipe_path(recipe), model, model.config)
+def tuned_path(recipe: PretrainConfig, tuning: TextTuningConfig) -> Path:
+    """The cache folder for `recipe`'s encoder after `tune_text(tuning)`: its folder name + -lit- + a hash of the tuning."""
+    digest = hashlib.sha1(json.dumps(config_to_dict(tuning), sort_keys=True).encode()).hexdigest()[:10]
+    return recipe_path(recipe).with_name(f"{recipe_path(recipe).name}-lit-{digest}")
 
 
-def load_pretrained(recipe: PretrainConfig) -> ContrastiveModel:
-    """The cached model for `recipe`; FileNotFoundError when it was never saved."""
-    return load_checkpoint(recipe_path(recipe), ContrastiveModel(recipe.model), recipe.model).eval()
-
-
-def pretrained_model(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size) -> ContrastiveModel:
-    """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached."""
-    recipe = default_recipe(quick, loss, image_size)
-    path = recipe_path(recipe)
+def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], ContrastiveModel]) -> ContrastiveModel:
+    """The model saved in `path`, or `build()`, saved there first."""
     if (path / WEIGHTS).is_file() and (path / CONFIG).is_file():
-        return load_pretrained(recipe)
-    model, _ = train_contrastive(recipe, progress=progress)
-    save_pretrained(model, recipe)
+        return load_checkpoint(path, ContrastiveModel(config), config).eval()
+    model = build()
+    save_checkpoint(path, model, config)
     return model
+
+
+def pretrained_model(
+    quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size, text_tuned: bool = False
+) -> ContrastiveModel:
+    """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached.
+
+    text_tuned: then tuned with `tune_text(default_text_tuning())`, the ViT unchanged (cached too).
+    """
+    recipe = default_recipe(quick, loss, image_size)
+    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, WorldConfig(image_size=image_size), progress=progress)))
+    model = _cached(recipe_path(recipe), recipe.model, lambda: train_contrastive(recipe, *pairs(), progress=progress)[0])
+    if not text_tuned:
+        return model
+    tuning = default_text_tuning(quick)
+    return _cached(tuned_path(recipe, tuning), recipe.model, lambda: tune_text(model, tuning, *pairs(), progress=progress)[0])
 
 
 def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size) -> ViT:

@@ -47,6 +47,19 @@ def test_siglip_loss_by_hand():
     assert loss.item() == pytest.approx(-total / 2, rel=1e-6)
 
 
+def test_siglip_matches_generalise_the_diagonal():
+    images, texts = torch.randn(3, 4), torch.randn(5, 4)  # 3 images, their 3 captions, 2 negatives
+    log_scale, bias = torch.tensor(1.0), torch.tensor(-2.0)
+    diagonal = torch.eye(3, 5, dtype=torch.bool)
+    assert torch.equal(C.siglip_loss(images, texts, log_scale, bias), C.siglip_loss(images, texts, log_scale, bias, diagonal))
+    both = diagonal.clone()
+    both[1, 0] = True  # caption 0 is true of image 1 too: that pair now pulls together instead of apart
+    cos = F.normalize(images[1], dim=0) @ F.normalize(texts[0], dim=0)
+    logit = log_scale.exp() * cos + bias
+    change = (-F.logsigmoid(logit) + F.logsigmoid(-logit)) / 3
+    assert C.siglip_loss(images, texts, log_scale, bias, both).item() == pytest.approx((C.siglip_loss(images, texts, log_scale, bias) + change).item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("name", ["clip", "siglip"])
 def test_losses_prefer_matching_pairs_and_train_their_temperature(name):
     torch.manual_seed(0)
@@ -173,3 +186,42 @@ def test_evaluation_helpers():
     assert len(prompts) == len(classes) == 30 and prompts[0] == "a large red circle"
     result = C.zero_shot_largest(model, dataset)
     assert result["n"] == len(result["truth"]) <= 16 and 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_tuning_captions_are_labelled_by_the_scenes():
+    scenes = [C.prepare_pairs(generate_dataset(16, seed=3))[1][i] for i in range(16)]
+    texts, matches = C.tuning_captions(scenes, whole_scene=0.5, generator=torch.Generator().manual_seed(0))
+    assert texts == sorted(set(texts)) and matches.shape == (16, len(texts)) and matches.dtype == torch.bool
+    for scene, row in zip(scenes, matches):
+        for text, match in zip(texts, row):
+            if " and " not in text:  # a caption of one object is true of every scene that holds it (at that place, if named)
+                assert bool(match) == _true_for(text, scene), (text, scene)
+    assert matches.any(dim=1).all()  # every scene has its own true caption in the batch
+    assert (~matches).any(dim=1).all()  # and at least its hard negative
+    assert any(" and " in t for t in texts) and any(" and " not in t for t in texts)
+
+
+def test_text_tuning_locks_the_vit_and_caches_beside_the_encoder(monkeypatch):
+    images, scenes = C.prepare_pairs(generate_dataset(32, seed=0))
+    model, _ = C.train_contrastive(TINY_RECIPE, images, scenes, progress=False)
+    tuning = C.TextTuningConfig(steps=3, batch_size=8, warmup=1)
+    tuned, history = C.tune_text(model, tuning, images, scenes, progress=False)
+    again, _ = C.tune_text(model, tuning, images, scenes, progress=False)
+    assert len(history["loss"]) == 3
+    for (name, a), b, c in zip(model.state_dict().items(), tuned.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(b, c), name  # deterministic
+        if not name.startswith("loss."):  # the pretraining loss's temperature is not used here
+            assert torch.equal(a, b) == name.startswith("vit."), name  # the ViT alone is unchanged
+
+    monkeypatch.setattr(C, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    monkeypatch.setattr(C, "default_text_tuning", lambda quick: tuning)
+    built = C.pretrained_model(quick=True, progress=False, text_tuned=True)  # trains the encoder, then tunes its text side
+    path = C.tuned_path(TINY_RECIPE, tuning)
+    assert path.parent == C.recipe_path(TINY_RECIPE).parent and (path / "model.safetensors").is_file()
+    assert path.name.startswith(C.recipe_path(TINY_RECIPE).name + "-lit-")
+    loaded = C.pretrained_model(quick=True, progress=False, text_tuned=True)
+    plain = C.pretrained_model(quick=True, progress=False)
+    for (name, a), b, c in zip(built.state_dict().items(), loaded.state_dict().values(), plain.state_dict().values()):
+        assert torch.equal(a, b), name
+        if not name.startswith("loss."):
+            assert torch.equal(a, c) == name.startswith("vit."), name
