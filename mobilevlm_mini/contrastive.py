@@ -297,15 +297,20 @@ def train_contrastive(
         captions, negatives = sample_captions([scenes[i] for i in batch], recipe, generator)
         texts = captions + negatives if recipe.hard_negatives else captions
         loss = model(images[batch].float() / 255, encode_texts(texts, recipe.model.text.max_len))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        history["loss"].append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        _update(loss, optimizer, schedule, model.parameters(), history, bar)
     history["seconds"] = time.perf_counter() - start
     return model.eval(), history
+
+
+def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule, parameters, history: dict, bar) -> None:
+    """One optimizer step on `loss`, gradients clipped to norm 1; the loss goes to history["loss"] and the bar."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    schedule.step()
+    history["loss"].append(loss.item())
+    bar.set_postfix(loss=f"{loss.item():.3f}")
 
 
 def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -381,13 +386,7 @@ def tune_text(
         texts, matches = tuning_captions([scenes[i] for i in batch], tuning.whole_scene, generator)
         image_emb = model.image_proj(pooled[batch])  # (B, E)
         loss = loss_fn(image_emb, model.text_proj(model.text(encode_texts(texts, model.config.text.max_len))), matches)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        history["loss"].append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        _update(loss, optimizer, schedule, parameters, history, bar)
     history["seconds"] = time.perf_counter() - start
     return model.eval(), history
 
