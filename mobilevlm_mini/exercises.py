@@ -27,7 +27,7 @@ from mobilevlm_mini.attention import GatedCrossAttentionBlock, MultiHeadAttentio
 from mobilevlm_mini.bench import bytes_per_token
 from mobilevlm_mini.checkpoint import WEIGHTS
 from mobilevlm_mini.config import QUICK_ENV
-from mobilevlm_mini.contrastive import PretrainConfig
+from mobilevlm_mini.contrastive import PretrainConfig, TextTuningConfig
 from mobilevlm_mini.data import COARSE_TYPES, COLOURS, FINE_TYPES
 from mobilevlm_mini.hf import config_from_hf
 from mobilevlm_mini.language import MobileLlama, apply_rope, kv_cache_bytes, preset, rope_cos_sin
@@ -723,6 +723,25 @@ def check_04_exercise_3(largest_shape: Any) -> str:
             raise NotYet(f"`largest_shape` is wrong on a scene of {len(objects)} object(s) whose large object is number "
                          f"{[o['size'] for o in objects].index('large')} in the list: pick the object whose size is 'large'")
     return "the labels are right; what the linear and MLP probes read from each representation is for you to compare with the solution"
+
+
+@checker
+def check_04_exercise_4(tunings: Any, tuning: Any) -> str:
+    """Lesson 04, exercise 4: two text tunings that differ from the lesson's only in whole_scene, 0.0 and 1.0."""
+    if not isinstance(tuning, TextTuningConfig):
+        raise NotYet("pass the lesson's text tuning, `tuning`, as the second argument")
+    missing = [w for w in (0.0, 1.0) if w not in _given(tunings, "tunings")]
+    if missing:
+        raise NotYet(f"`tunings` has no tuning yet for whole_scene = {missing}")
+    for whole in (0.0, 1.0):
+        given = tunings[whole]
+        if not isinstance(given, TextTuningConfig):
+            raise NotYet(f"tunings[{whole}] should be made with dataclasses.replace(tuning, ...), got {type(given).__name__}")
+        if given.whole_scene != whole:
+            raise NotYet(f"tunings[{whole}] has whole_scene = {given.whole_scene}")
+        if dataclasses.replace(given, whole_scene=tuning.whole_scene) != tuning:
+            raise NotYet(f"tunings[{whole}] changes more than whole_scene: keep the lesson's steps, batch, lr and seed")
+    return "two tunings that differ only in what the text side practises (the accuracies are for you to compare with the solution)"
 
 
 # ---------------------------------------------------------------- lesson 07 · the tiny MobileVLM

@@ -16,7 +16,7 @@ from mobilevlm_mini import exercises as ex
 from mobilevlm_mini.attention import GatedCrossAttentionBlock, MultiHeadAttention, attention, causal_mask
 from mobilevlm_mini.bench import bytes_per_token
 from mobilevlm_mini.config import QUICK_ENV, VLMConfig
-from mobilevlm_mini.contrastive import default_recipe
+from mobilevlm_mini.contrastive import default_recipe, default_text_tuning
 from mobilevlm_mini.data import COARSE_TYPES, COLOURS, FINE_TYPES, SHAPES
 from mobilevlm_mini.hf import config_from_hf, export_llama
 from mobilevlm_mini.language import MobileLlama, count_parameters, kv_cache_bytes, preset
@@ -73,6 +73,7 @@ STARTERS = {
     "check_03_exercise_4": (None, None),
     "check_04_exercise_1": ({}, default_recipe(quick=True)),
     "check_04_exercise_3": (raises_not_implemented,),
+    "check_04_exercise_4": ({}, default_text_tuning(quick=True)),
     "check_05_exercise_1": (None, None, {}),
     "check_05_exercise_2": ({}, None),
     "check_05_exercise_3": (raises_not_implemented, raises_not_implemented, None),
@@ -525,6 +526,16 @@ def test_04_exercise_3(capsys):
     passes(capsys, ex.check_04_exercise_3(largest_shape))
     fails(capsys, ex.check_04_exercise_3(lambda objects: SHAPES.index(objects[0]["shape"])), "pick the object whose size is 'large'")
     fails(capsys, ex.check_04_exercise_3(lambda objects: next(o["shape"] for o in objects if o["size"] == "large")), "index in data.SHAPES")
+
+
+def test_04_exercise_4(capsys):
+    tuning = default_text_tuning(quick=True)
+    tunings = {w: dataclasses.replace(tuning, whole_scene=w) for w in (0.0, 1.0)}
+    passes(capsys, ex.check_04_exercise_4(tunings, tuning))
+    fails(capsys, ex.check_04_exercise_4({0.0: tunings[0.0]}, tuning), "no tuning yet", "[1.0]")
+    fails(capsys, ex.check_04_exercise_4({**tunings, 1.0: tunings[0.0]}, tuning), "whole_scene = 0.0")
+    fails(capsys, ex.check_04_exercise_4({**tunings, 1.0: dataclasses.replace(tunings[1.0], steps=5)}, tuning), "changes more than")
+    fails(capsys, ex.check_04_exercise_4(tunings, None), "second argument")
 
 
 # ---------------------------------------------------------------- lesson 07
