@@ -251,20 +251,21 @@ def sample_captions(scenes: list[list[SceneObject]], recipe: PretrainConfig, gen
     return captions, negatives
 
 
+def _said(o: SceneObject, places: bool, **change) -> tuple:
+    """What a caption says of o, with one attribute changed if asked: (shape, colour, size[, row, col])."""
+    kept = {"shape": o.shape, "colour": o.colour, "size": o.size, **change}
+    return (kept["shape"], kept["colour"], kept["size"]) + ((o.row, o.col) if places else ())
+
+
 def _falsify(subset: list[SceneObject], scene: list[SceneObject], places: bool, generator: torch.Generator) -> list[SceneObject]:
     """Change one object's shape (half the time), size or colour so that the scene has no such object."""
-
-    def described(o: SceneObject, **change) -> tuple:  # what the caption says of o, with one attribute changed
-        kept = {"shape": o.shape, "colour": o.colour, "size": o.size, **change}
-        return (kept["shape"], kept["colour"], kept["size"]) + ((o.row, o.col) if places else ())
-
-    present = {described(o) for o in scene}
+    present = {_said(o, places) for o in scene}
     t = int(torch.randint(len(subset), (1,), generator=generator))
     u = float(torch.rand(1, generator=generator))
     options = {"shape": SHAPES, "size": SIZES, "colour": tuple(COLOURS)}
     order = ["shape", "size", "colour"] if u < 0.5 else ["size", "colour", "shape"] if u < 0.75 else ["colour", "shape", "size"]
     for attribute in order:  # the first attribute whose change makes the caption false
-        values = [v for v in options[attribute] if described(subset[t], **{attribute: v}) not in present]
+        values = [v for v in options[attribute] if _said(subset[t], places, **{attribute: v}) not in present]
         if values:
             pick = replace(subset[t], **{attribute: values[int(torch.randint(len(values), (1,), generator=generator))]})
             return subset[:t] + [pick] + subset[t + 1 :]
@@ -321,6 +322,9 @@ def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, steps: int) ->
 # ---------------------------------------------------------------- locked-image text tuning (LiT)
 
 
+TUNING_VERSION = 2  # bump when `tuning_captions` or `tune_text` change, so old tuned models are not reused
+
+
 @dataclass
 class TextTuningConfig:
     """Locked-image text tuning: the pretrained ViT frozen, the text tower and both projections trained on one-object captions."""
@@ -346,18 +350,31 @@ def tuning_captions(scenes: list[list[SceneObject]], whole_scene: float, generat
 
     Returns the distinct captions, sorted, and which are true of which scene: (B, T) bool. A caption
     such as 'a large red circle' is true of every scene that holds one, not only of the scene it was
-    drawn for, so the labels come from the scenes rather than from the batch's diagonal.
+    drawn for, and a whole-scene caption of every scene that holds all it names, so the labels come
+    from the scenes rather than from the batch's diagonal.
     """
-    drawn = []
+    claims = {}  # caption -> (what it claims, whether it names places)
     for objects in scenes:
         if float(torch.rand(1, generator=generator)) < whole_scene:
             described, places = objects, bool(torch.rand(1, generator=generator) < 0.5)
         else:
             described, places = [objects[int(torch.randint(len(objects), (1,), generator=generator))]], False
-        drawn += [caption(described, places), caption(_falsify(described, objects, places, generator), places)]
-    texts = sorted(set(drawn))
-    true = [{caption(objects, True), caption(objects, False), *(caption([o], places) for o in objects for places in (True, False))} for objects in scenes]
-    return texts, torch.tensor([[text in t for text in texts] for t in true], dtype=torch.bool).view(len(scenes), len(texts))
+        for told in (described, _falsify(described, objects, places, generator)):
+            claims[caption(told, places)] = (_claims(told, places), places)
+    texts = sorted(claims)
+    held = [{places: _claims(objects, places) for places in (False, True)} for objects in scenes]
+    return texts, torch.tensor([[claims[t][0] <= h[claims[t][1]] for t in texts] for h in held], dtype=torch.bool)
+
+
+def _claims(objects: list[SceneObject], places: bool) -> frozenset:
+    """What a caption of `objects` says is in the picture, as a set that a scene's own set must contain:
+    (shape, colour, size[, row, col], k) for the k-th object so described (a repeated object must be there twice)."""
+    claims, seen = set(), {}
+    for o in objects:
+        key = _said(o, places)
+        seen[key] = seen.get(key, -1) + 1
+        claims.add((key, seen[key]))
+    return frozenset(claims)
 
 
 def tune_text(
@@ -447,7 +464,8 @@ def recipe_path(recipe: PretrainConfig) -> Path:
 
 def tuned_path(recipe: PretrainConfig, tuning: TextTuningConfig) -> Path:
     """The cache folder for `recipe`'s encoder after `tune_text(tuning)`: its folder name + -lit- + a hash of the tuning."""
-    digest = hashlib.sha1(json.dumps(config_to_dict(tuning), sort_keys=True).encode()).hexdigest()[:10]
+    key = {"tuning": config_to_dict(tuning), "version": TUNING_VERSION}  # relabelled captions -> a new tuning
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return recipe_path(recipe).with_name(f"{recipe_path(recipe).name}-lit-{digest}")
 
 

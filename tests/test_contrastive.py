@@ -192,13 +192,20 @@ def test_tuning_captions_are_labelled_by_the_scenes():
     scenes = [C.prepare_pairs(generate_dataset(16, seed=3))[1][i] for i in range(16)]
     texts, matches = C.tuning_captions(scenes, whole_scene=0.5, generator=torch.Generator().manual_seed(0))
     assert texts == sorted(set(texts)) and matches.shape == (16, len(texts)) and matches.dtype == torch.bool
-    for scene, row in zip(scenes, matches):
+    for scene, row in zip(scenes, matches):  # a caption is true of every scene that holds all it names (at those places, if named)
         for text, match in zip(texts, row):
-            if " and " not in text:  # a caption of one object is true of every scene that holds it (at that place, if named)
-                assert bool(match) == _true_for(text, scene), (text, scene)
+            assert bool(match) == _true_for(text, scene), (text, scene)
     assert matches.any(dim=1).all()  # every scene has its own true caption in the batch
     assert (~matches).any(dim=1).all()  # and at least its hard negative
     assert any(" and " in t for t in texts) and any(" and " not in t for t in texts)
+
+    two = [SceneObject("circle", "red", "large", 0, 0), SceneObject("square", "blue", "small", 1, 1)]
+    three = two + [SceneObject("cross", "green", "small", 2, 2)]
+    texts, matches = C.tuning_captions([two, three], whole_scene=1.0, generator=torch.Generator().manual_seed(0))
+    told = [t for t in (data.caption(two, True), data.caption(two, False)) if t in texts]
+    assert told and all(matches[1, texts.index(t)] for t in told)  # the two-object scene's caption is true of the three-object one
+    twins = [SceneObject("circle", "red", "small", 0, 0), SceneObject("circle", "red", "small", 2, 2)]
+    assert C._claims(twins[:1], False) <= C._claims(twins, False) and not C._claims(twins, False) <= C._claims(twins[:1], False)
 
 
 def test_text_tuning_locks_the_vit_and_caches_beside_the_encoder(monkeypatch):
