@@ -4,11 +4,13 @@
 same folder, then `os.replace`), so a crash never leaves half a checkpoint. `load_checkpoint(directory,
 model, config)` refuses a checkpoint whose config differs and names every mismatched field.
 `load_config(directory, ConfigClass)` rebuilds the (possibly nested) config dataclass from the JSON.
+`settings_digest(settings)` names a cache folder after every setting that made what it holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -23,6 +25,11 @@ from torch import nn
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 C = TypeVar("C")
+
+
+def settings_digest(settings: dict) -> str:
+    """10 hex digits of the SHA-1 of `settings` as sorted JSON: a cache key that changes with any setting."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def config_to_dict(config: Any) -> dict:

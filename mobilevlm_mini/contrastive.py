@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -40,7 +38,7 @@ from torch import nn
 
 from mobilevlm_mini import config as run_config
 from mobilevlm_mini.attention import Block
-from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint
+from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint, settings_digest
 from mobilevlm_mini.data import (
     COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, WorldConfig, caption, images_to_tensor, images_to_uint8, load_split, split_words, vocabulary,
 )
@@ -457,15 +455,13 @@ def models_dir() -> Path:
 
 def recipe_path(recipe: PretrainConfig) -> Path:
     """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
-    key = {"recipe": config_to_dict(recipe), "data_version": DATA_VERSION}  # redrawn data -> a new encoder
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    digest = settings_digest({"recipe": config_to_dict(recipe), "data_version": DATA_VERSION})  # redrawn data -> a new encoder
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
 
 def tuned_path(recipe: PretrainConfig, tuning: TextTuningConfig) -> Path:
     """The cache folder for `recipe`'s encoder after `tune_text(tuning)`: its folder name + -lit- + a hash of the tuning."""
-    key = {"tuning": config_to_dict(tuning), "version": TUNING_VERSION}  # relabelled captions -> a new tuning
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    digest = settings_digest({"tuning": config_to_dict(tuning), "version": TUNING_VERSION})  # relabelled captions -> a new tuning
     return recipe_path(recipe).with_name(f"{recipe_path(recipe).name}-lit-{digest}")
 
 

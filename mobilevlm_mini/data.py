@@ -25,9 +25,7 @@ one conversation per image), objects (list of {shape, colour, size, row, col}), 
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -39,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mobilevlm_mini.checkpoint import settings_digest
 from mobilevlm_mini.tokenizer import split_words
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
@@ -367,8 +366,7 @@ def data_dir() -> Path:
 
 
 def _split_key(split: str, n: int, config: WorldConfig) -> str:
-    recipe = json.dumps({"split": split, "n": n, "config": asdict(config), "version": DATA_VERSION}, sort_keys=True)
-    return f"{split}-{n}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
+    return f"{split}-{n}-{settings_digest({'split': split, 'n': n, 'config': asdict(config), 'version': DATA_VERSION})}"
 
 
 def load_split(split: str = "train", n: int = 1000, config: WorldConfig = WorldConfig(), progress: bool = True):

@@ -32,7 +32,6 @@ Public API
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -44,7 +43,7 @@ from typing import Callable
 import torch
 
 from mobilevlm_mini.checkpoint import (
-    CONFIG, TRAINER_STATE, WEIGHTS, config_to_dict, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state,
+    CONFIG, TRAINER_STATE, WEIGHTS, config_to_dict, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state, settings_digest,
 )
 from mobilevlm_mini.config import StageConfig, TrainConfig, cache_dir, seed_everything, vlm_preset
 from mobilevlm_mini.contrastive import default_recipe, pretrained_vit, recipe_path
@@ -368,8 +367,7 @@ def trained_vlm(preset: str = "tiny", progress: bool = True, **overrides) -> Mob
     """
     config = vlm_preset(preset, **overrides)
     encoder = recipe_path(default_recipe(config.encoder_quick, image_size=config.model.vit.image_size))
-    key = {"config": config_to_dict(config), "encoder": encoder.name}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    digest = settings_digest({"config": config_to_dict(config), "encoder": encoder.name})
     path = cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
     if not (path / WEIGHTS).is_file():
         partial = path.with_name(path.name + ".partial")  # renamed only when training has finished
