@@ -337,7 +337,7 @@ class TextTuningConfig:
 
 
 def default_text_tuning(quick: bool | None = None) -> TextTuningConfig:
-    """The course's text tuning: 1,000 steps (32 to 41 s measured on 2 cores), or a few in quick mode."""
+    """The course's text tuning: 1,000 steps (32 to 43 s measured on 2 cores), or a few in quick mode."""
     quick = run_config.quick() if quick is None else quick
     return TextTuningConfig(steps=20, batch_size=64, warmup=5) if quick else TextTuningConfig()
 
