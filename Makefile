@@ -22,7 +22,7 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 # Jupyter refuses to start as root (containers, CI) unless told it is intended.
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test test-unit test-notebooks notebooks wheelhouse clean
+.PHONY: setup lab lint test test-unit test-notebooks notebooks wheelhouse clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ $(STAMP): pyproject.toml
 
 lab: setup
 	cd lessons && ../$(BIN)/jupyter lab $(AS_ROOT) $(LAB_ARGS)
+
+# Style and likely bugs (ruff: pycodestyle, pyflakes, isort, bugbear; settings in pyproject.toml), before any test.
+lint: setup
+	$(BIN)/ruff check mobilevlm_mini tests tools
 
 test: test-unit test-notebooks
 

@@ -94,7 +94,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    from mobilevlm_mini.model import check_question
+    from mobilevlm_mini.chat import check_question
     from mobilevlm_mini.photos import load_image
     from mobilevlm_mini.train import load_trained
 

@@ -131,8 +131,8 @@ def bench_model(model: MobileVLM, image: torch.Tensor, question: str, config: Be
     model.eval()
     features = model.encode_images(image)  # (1, N, D_vision)
     visual = model.project(features)  # (1, K, hidden)
-    input_ids, _ = model.prompts([question])
-    embeds = model.merge(input_ids, visual)[0]  # (1, P, hidden): the prompt with the image inside
+    input_ids, _ = model.prompts([question], visual.shape[1])
+    embeds = model.merge(input_ids, visual)  # (1, P, hidden): the prompt with the image inside
     llm = model.llm
 
     def decode() -> float:
@@ -166,12 +166,14 @@ def bench_model(model: MobileVLM, image: torch.Tensor, question: str, config: Be
     return row
 
 
-def run_bench(model: MobileVLM, config: BenchConfig = BenchConfig(), progress: bool = False) -> dict:
-    """Every figure of `python -m mobilevlm_mini bench`, as JSON-ready data (see the module docstring)."""
+def run_bench(model: MobileVLM, config: BenchConfig | None = None, progress: bool = False) -> dict:
+    """Every figure of `python -m mobilevlm_mini bench`, as JSON-ready data (see the module docstring); default BenchConfig()."""
     from tqdm.auto import tqdm
 
+    config = config or BenchConfig()
+
     image, question = bench_image(model)
-    prompt_tokens = model.merge(model.prompts([question])[0], model.project(model.encode_images(image)))[0].shape[1]
+    prompt_tokens = model.prompts([question])[0].shape[1]
     results, models = [], {}
     jobs = [(p, t) for p in config.precisions for t in config.threads]
     for precision, threads in tqdm(jobs, desc="bench", disable=not progress):

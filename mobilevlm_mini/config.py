@@ -1,57 +1,28 @@
-"""Run-mode helpers, seeding and the course's shared settings.
+"""The tiny MobileVLM's configs: the model (`VLMConfig`), a training stage, a whole run, and named presets.
 
-Every notebook picks its sizes through `steps(full, quick)`, so the quick mode that CI runs
-(`MOBILEVLM_MINI_QUICK=1`) goes through exactly the same code path as a learner's full run.
+Run-time helpers (quick mode, `steps`, seeding, the cache folder) live in `runtime.py`.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import random
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-import numpy as np
-import torch
-
-from mobilevlm_mini.language import MobileLlamaConfig, preset as llm_preset
+from mobilevlm_mini.data import shapes_tokenizer
+from mobilevlm_mini.language import MobileLlamaConfig
+from mobilevlm_mini.language import preset as llm_preset
 from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.vision import ViTConfig
-
-QUICK_ENV = "MOBILEVLM_MINI_QUICK"
-CACHE_ENV = "MOBILEVLM_MINI_DATA"
-
-
-def quick() -> bool:
-    """True when the environment asks for the quick (CI) mode: `MOBILEVLM_MINI_QUICK=1`."""
-    return os.environ.get(QUICK_ENV, "0").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def steps(full: int, quick_value: int) -> int:
-    """Pick a size: `full` for a learner's run, `quick_value` in quick mode."""
-    return quick_value if quick() else full
-
-
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch so a lesson gives the same numbers every run; returns a generator."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def cache_dir() -> Path:
-    """Where generated data sets and pretrained pieces are kept: `$MOBILEVLM_MINI_DATA` or ~/.cache/mobilevlm_mini."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mobilevlm_mini"
-    return Path(os.environ.get(CACHE_ENV, default)).expanduser()
-
 
 # ---------------------------------------------------------------- the tiny MobileVLM (lesson 07)
 
 
-def _tiny_llm() -> MobileLlamaConfig:
-    return llm_preset("tiny", vocab_size=Tokenizer.default().vocab_size)
+def tiny_llm(tokenizer: Tokenizer, **overrides) -> MobileLlamaConfig:
+    """The tiny MobileLLaMA with one embedding row per token of `tokenizer` (other fields overridable by keyword)."""
+    return llm_preset("tiny", vocab_size=tokenizer.vocab_size, **overrides)
+
+
+SHAPES_LLM = tiny_llm(shapes_tokenizer())  # the course's LLM, sized for the shapes world's words
 
 
 @dataclass
@@ -59,7 +30,7 @@ class VLMConfig:
     """The tiny MobileVLM: ViT patch tokens from block `vision_layer` -> projector `projector` -> MobileLLaMA `llm`."""
 
     vit: ViTConfig = field(default_factory=ViTConfig)
-    llm: MobileLlamaConfig = field(default_factory=_tiny_llm)
+    llm: MobileLlamaConfig = SHAPES_LLM  # frozen, so one shared default is safe
     projector: str = "ldp"
     projector_options: dict = field(default_factory=dict)  # e.g. {"num_queries": 16} for "resampler"
     vision_layer: int = -2  # penultimate block, as MobileVLM and LLaVA read CLIP

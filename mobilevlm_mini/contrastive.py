@@ -19,7 +19,7 @@ Public API
   its ViT, frozen, for later lessons. They load <models_dir()>/<key>/{model.safetensors, config.json},
   where the key hashes the whole recipe (so quick-mode and full-mode encoders never mix), or train
   deterministically when missing; the text-tuned model is cached beside it (`tuned_path`), and its
-  ViT is the same. `models_dir()` is <config.cache_dir()>/models.
+  ViT is the same. `models_dir()` is <runtime.cache_dir()>/models.
 """
 
 from __future__ import annotations
@@ -36,12 +36,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mobilevlm_mini import config as run_config
+from mobilevlm_mini import runtime
 from mobilevlm_mini.attention import Block
 from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint, settings_digest
 from mobilevlm_mini.data import (
-    COLOURS, DATA_VERSION, SHAPES, SIZES, SceneObject, WorldConfig, caption, images_to_tensor, images_to_uint8, load_split, split_words, vocabulary,
+    COLOURS,
+    DATA_VERSION,
+    SHAPES,
+    SIZES,
+    SceneObject,
+    WorldConfig,
+    caption,
+    images_to_tensor,
+    images_to_uint8,
+    load_split,
+    split_words,
+    vocabulary,
 )
+from mobilevlm_mini.optim import OptimConfig, Optimizer
 from mobilevlm_mini.vision import ViT, ViTConfig
 
 # ---------------------------------------------------------------- losses
@@ -217,7 +229,7 @@ class PretrainConfig:
 
 def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size) -> PretrainConfig:
     """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images image_size px."""
-    quick = run_config.quick() if quick is None else quick
+    quick = runtime.quick() if quick is None else quick
     model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
     if quick:
         return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5)
@@ -283,10 +295,9 @@ def train_contrastive(
     if images is None or scenes is None:
         world = WorldConfig(image_size=recipe.model.vit.image_size)
         images, scenes = prepare_pairs(load_split("train", recipe.n_train, world, progress=progress))
-    generator = run_config.seed_everything(recipe.seed)
+    generator = runtime.seed_everything(recipe.seed)
     model = ContrastiveModel(recipe.model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    schedule = _warmup_cosine(optimizer, recipe.warmup, recipe.steps)
+    optimizer = Optimizer(model.parameters(), _optim(recipe))
     order, history, start = torch.empty(0, dtype=torch.long), {"loss": []}, time.perf_counter()
     model.train()
     for _ in (bar := tqdm(range(recipe.steps), desc=f"{recipe.model.loss} pretraining", disable=not progress)):
@@ -296,25 +307,16 @@ def train_contrastive(
         captions, negatives = sample_captions([scenes[i] for i in batch], recipe, generator)
         texts = captions + negatives if recipe.hard_negatives else captions
         loss = model(images[batch].float() / 255, encode_texts(texts, recipe.model.text.max_len))
-        _update(loss, optimizer, schedule, model.parameters(), history, bar)
+        optimizer.step(loss)
+        history["loss"].append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
     history["seconds"] = time.perf_counter() - start
     return model.eval(), history
 
 
-def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule, parameters, history: dict, bar) -> None:
-    """One optimizer step on `loss`, gradients clipped to norm 1; the loss goes to history["loss"] and the bar."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-    optimizer.step()
-    schedule.step()
-    history["loss"].append(loss.item())
-    bar.set_postfix(loss=f"{loss.item():.3f}")
-
-
-def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over `warmup` steps, then a cosine decay to 0 at `steps`."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps)))
+def _optim(recipe: PretrainConfig | TextTuningConfig) -> OptimConfig:
+    """AdamW with PyTorch's default betas, warm-up, then a cosine decay to 0; gradients clipped to norm 1."""
+    return OptimConfig(lr=recipe.lr, steps=recipe.steps, warmup=recipe.warmup, floor=0.0, weight_decay=recipe.weight_decay)
 
 
 # ---------------------------------------------------------------- locked-image text tuning (LiT)
@@ -338,7 +340,7 @@ class TextTuningConfig:
 
 def default_text_tuning(quick: bool | None = None) -> TextTuningConfig:
     """The course's text tuning: 1,000 steps (32 to 43 s measured on 2 cores), or a few in quick mode."""
-    quick = run_config.quick() if quick is None else quick
+    quick = runtime.quick() if quick is None else quick
     return TextTuningConfig(steps=20, batch_size=64, warmup=5) if quick else TextTuningConfig()
 
 
@@ -385,15 +387,14 @@ def tune_text(
     """
     from tqdm.auto import tqdm
 
-    generator = run_config.seed_everything(tuning.seed)
+    generator = runtime.seed_everything(tuning.seed)
     model = copy.deepcopy(model).eval()
     model.vit.requires_grad_(False)
     with torch.no_grad():  # the locked ViT sees each image once: (N, D) pooled tokens
         pooled = torch.cat([ViT.pool(model.vit(images[i : i + 500].float() / 255)) for i in range(0, len(images), 500)])
     loss_fn = SigLipLoss()
     parameters = [*model.text.parameters(), *model.text_proj.parameters(), *model.image_proj.parameters(), *loss_fn.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=tuning.lr, weight_decay=tuning.weight_decay)
-    schedule = _warmup_cosine(optimizer, tuning.warmup, tuning.steps)
+    optimizer = Optimizer(parameters, _optim(tuning))
     history, start = {"loss": []}, time.perf_counter()
     model.text.train()
     for _ in (bar := tqdm(range(tuning.steps), desc="text tuning (ViT locked)", disable=not progress)):
@@ -401,7 +402,9 @@ def tune_text(
         texts, matches = tuning_captions([scenes[i] for i in batch], tuning.whole_scene, generator)
         image_emb = model.image_proj(pooled[batch])  # (B, E)
         loss = loss_fn(image_emb, model.text_proj(model.text(encode_texts(texts, model.config.text.max_len))), matches)
-        _update(loss, optimizer, schedule, parameters, history, bar)
+        optimizer.step(loss)
+        history["loss"].append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
     history["seconds"] = time.perf_counter() - start
     return model.eval(), history
 
@@ -449,8 +452,8 @@ def zero_shot_largest(model: ContrastiveModel, dataset, template: str = "a large
 
 
 def models_dir() -> Path:
-    """Where pretrained encoders are cached: <config.cache_dir()>/models."""
-    return run_config.cache_dir() / "models"
+    """Where pretrained encoders are cached: <runtime.cache_dir()>/models."""
+    return runtime.cache_dir() / "models"
 
 
 def recipe_path(recipe: PretrainConfig) -> Path:

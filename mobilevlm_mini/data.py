@@ -16,8 +16,8 @@ Public API
 - `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test".
 - `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1] (`images_to_uint8`: the same as bytes); `text_corpus(dataset)` -> lines;
   `scene_objects(row)` -> the row's objects as `SceneObject`s.
-- `vocabulary()`: every token the captions, questions and answers can contain.
-- `data_dir()`: where splits are cached (<config.cache_dir()>/data).
+- `vocabulary()`: every token the captions, questions and answers can contain; `shapes_tokenizer()`: a Tokenizer of them.
+- `data_dir()`: where splits are cached (<runtime.cache_dir()>/data).
 
 Rows have columns: image (Image), caption, questions, answers, question_types (lists of strings,
 one conversation per image), objects (list of {shape, colour, size, row, col}), index.
@@ -38,7 +38,8 @@ import torch
 from PIL import Image
 
 from mobilevlm_mini.checkpoint import settings_digest
-from mobilevlm_mini.tokenizer import split_words
+from mobilevlm_mini.runtime import cache_dir
+from mobilevlm_mini.tokenizer import Tokenizer, split_words
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds", "cross": "crosses"}
@@ -283,6 +284,11 @@ def vocabulary() -> list[str]:
     return sorted({word for line in templates for word in split_words(line)})
 
 
+def shapes_tokenizer() -> Tokenizer:
+    """The tokenizer of the shapes world's language: the special tokens, punctuation, then `vocabulary()`."""
+    return Tokenizer.from_words(vocabulary())
+
+
 # ---------------------------------------------------------------- datasets
 
 
@@ -311,7 +317,8 @@ def make_example(seed: int, index: int, config: WorldConfig = WorldConfig()) -> 
 
 def features():
     """The `datasets.Features` of a shapes-world split."""
-    from datasets import Features, Image as ImageFeature, List, Value
+    from datasets import Features, List, Value
+    from datasets import Image as ImageFeature
 
     obj = {"shape": Value("string"), "colour": Value("string"), "size": Value("string"), "row": Value("int8"), "col": Value("int8")}
     return Features({
@@ -359,9 +366,7 @@ def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(),
 
 
 def data_dir() -> Path:
-    """Where splits are cached: <config.cache_dir()>/data."""
-    from mobilevlm_mini.config import cache_dir  # here, not at the top: config's presets need data's vocabulary
-
+    """Where splits are cached: <runtime.cache_dir()>/data."""
     return cache_dir() / "data"
 
 

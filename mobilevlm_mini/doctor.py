@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from mobilevlm_mini.config import cache_dir
+from mobilevlm_mini.runtime import cache_dir
 
 REQUIRED = ["torch", "einops", "numpy", "matplotlib", "PIL", "datasets", "safetensors", "tqdm"]
 

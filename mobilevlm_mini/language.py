@@ -136,10 +136,8 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-def take_positions(x: torch.Tensor, keep: torch.Tensor | None, dim: int) -> torch.Tensor:
+def take_rows(x: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
     """x (B or 1, ..., N, ...) with dimension `dim` of length N -> (B, ..., Q, ...): the positions keep (B, Q) of each row."""
-    if keep is None:
-        return x
     x = x.expand(len(keep), *x.shape[1:])
     index = keep.view(len(keep), *[1] * (dim - 1), keep.shape[1], *[1] * (x.ndim - dim - 1))
     return x.gather(dim, index.expand(*x.shape[:dim], keep.shape[1], *x.shape[dim + 1 :]))
@@ -192,14 +190,18 @@ class GroupedQueryAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
-        cache: KVCache | None = None, return_weights: bool = False, keep: torch.Tensor | None = None,
+        cache: KVCache | None = None, return_weights: bool = False, context: tuple | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attention outputs (B, N, hidden); with keep (B, Q), only those positions ask (B, Q, hidden), all N still answer."""
-        q = rearrange(self.q_proj(take_positions(x, keep, 1)), "b n (h d) -> b h n d", h=self.num_heads)  # (B, H, N or Q, d)
-        k = rearrange(self.k_proj(x), "b n (h d) -> b h n d", h=self.num_kv_heads)  # (B, H_kv, N, d)
-        v = rearrange(self.v_proj(x), "b n (h d) -> b h n d", h=self.num_kv_heads)
-        q, k = apply_rope(q, take_positions(cos, keep, 2), take_positions(sin, keep, 2)), apply_rope(k, cos, sin)
-        mask = take_positions(mask, keep, 2)  # (B or 1, 1, N or Q, T)
+        """Queries from x (B, Nq, hidden), rotated by cos, sin (B or 1, 1, Nq, d) -> outputs (B, Nq, hidden).
+
+        Keys and values come from x too (self-attention), or from context = (x_kv, cos_kv, sin_kv) when only some
+        positions ask (MobileLlama's `keep`); mask (B or 1, 1, Nq, T) says which keys each query sees.
+        """
+        x_kv, cos_kv, sin_kv = (x, cos, sin) if context is None else context
+        q = rearrange(self.q_proj(x), "b n (h d) -> b h n d", h=self.num_heads)  # (B, H, Nq, d)
+        k = rearrange(self.k_proj(x_kv), "b n (h d) -> b h n d", h=self.num_kv_heads)  # (B, H_kv, N, d)
+        v = rearrange(self.v_proj(x_kv), "b n (h d) -> b h n d", h=self.num_kv_heads)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos_kv, sin_kv)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # (B, H_kv, T, d): the past and this step
         n_rep = self.num_heads // self.num_kv_heads
@@ -208,7 +210,7 @@ class GroupedQueryAttention(nn.Module):
             out, weights = attention(q, k, v, mask)
         else:  # PyTorch's fused kernel: same numbers
             out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None
-        return self.o_proj(rearrange(out, "b h n d -> b n (h d)")), weights  # (B, N, hidden)
+        return self.o_proj(rearrange(out, "b h n d -> b n (h d)")), weights  # (B, Nq, hidden)
 
 
 class DecoderLayer(nn.Module):
@@ -225,9 +227,15 @@ class DecoderLayer(nn.Module):
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
         cache: KVCache | None = None, return_weights: bool = False, keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, N, hidden) -> (B, N, hidden), or only the positions keep (B, Q) -> (B, Q, hidden)."""
-        h, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, return_weights, keep)
-        x = take_positions(x, keep, 1) + h  # (B, N or Q, hidden)
+        """(B, N, hidden) -> (B, N, hidden); with keep (B, Q) only those positions ask and come out: (B, Q, hidden)."""
+        h = self.input_layernorm(x)  # (B, N, hidden)
+        context = None
+        if keep is not None:  # keys and values still come from all N positions
+            context = (h, cos, sin)
+            x, h = take_rows(x, keep, 1), take_rows(h, keep, 1)  # (B, Q, hidden)
+            cos, sin, mask = take_rows(cos, keep, 2), take_rows(sin, keep, 2), take_rows(mask, keep, 2)
+        out, weights = self.self_attn(h, cos, sin, mask, cache, return_weights, context)
+        x = x + out  # (B, N or Q, hidden)
         return x + self.mlp(self.post_attention_layernorm(x)), weights
 
 
@@ -320,10 +328,13 @@ class MobileLlama(nn.Module):
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # (B or 1, N, d)
         cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)  # broadcast over heads
         mask = attention_mask_4d(attention_mask, n, past + n)
+        *body, last = self.model.layers
         all_weights = []
-        for i, layer in enumerate(self.model.layers):
-            x, weights = layer(x, cos, sin, mask, cache, return_weights, keep if i == len(self.model.layers) - 1 else None)
+        for layer in body:
+            x, weights = layer(x, cos, sin, mask, cache, return_weights)
             all_weights.append(weights)
+        x, weights = last(x, cos, sin, mask, cache, return_weights, keep)  # no later layer reads its other positions
+        all_weights.append(weights)
         logits = self.lm_head(self.model.norm(x))  # (B, N or Q, vocab)
         return (logits, all_weights) if return_weights else logits
 

@@ -1,22 +1,15 @@
 """The tiny MobileVLM: a frozen ViT, a projector and the tiny MobileLLaMA, wired together (lesson 07).
 
-    image (B, 3, 64, 64) -> ViT, penultimate block -> patch tokens (B, 64, 128)   frozen: computed once per image
-        -> projector (ldp: 4x fewer) -> visual tokens (B, K, hidden)
-    "<bos> <image> <user> what colour is the circle ? <assistant>" -> token embeddings, the one <image>
-        placeholder replaced by the K visual tokens -> MobileLLaMA -> "red <eos>", one token at a time
+    image (B, 3, 48, 48) -> ViT, penultimate block -> patch tokens (B, 36, 64)   frozen: computed once per image
+        -> projector (ldp: 4x fewer) -> visual tokens (B, K, hidden), plus a learned 2-D position code
+    "<bos> <user> what colour is the circle ? <image> x K <assistant>" -> token embeddings, the K <image>
+        placeholders overwritten by the K visual tokens -> MobileLLaMA -> "red <eos>", one token at a time
 
-A training sequence holds one image's whole conversation, so one encoder pass trains every answer:
-    <bos> <image> <user> q1 <assistant> a1 <eos> <user> q2 <assistant> a2 <eos> ...
-and only the answer tokens (and the <eos> that ends each answer) carry a label; everything else is -100.
-With `VLMConfig.question_first` the first question comes before the image ('<bos> <user> q1 <image> <assistant> a1 ...'),
-so the causal LLM's visual tokens can attend to what is asked (lesson 07, section 10).
+The chat format (prompts, labels, padding) lives in `chat.py`.
 
 Public API
-- `prompt_text(question, question_first)`, `check_question(question, tokenizer)`: the single-turn chat prompt, validated.
-- `encode_turns(tokenizer, turns, question_first)`, `encode_caption(tokenizer, caption)`: (ids, labels) lists.
-- `insert_tokens(x, at, inserted)`: replace row b's position at[b] by the K rows of inserted[b].
-- `MobileVLM(config, vit)`: `encode_images`, `project`, `merge`, `forward` -> `VLMOutput` (logits, labels, loss;
-  `labelled_only` runs the last layer only where the loss looks),
+- `MobileVLM(config, vit, tokenizer)`: `encode_images`, `project`, `merge` (one masked assignment), `prompts`,
+  `forward` -> `VLMOutput` (logits, labels, loss; `labelled_only` computes the logits only where the loss looks),
   `answer` (greedy or sampled generation with the KV cache), `image_attention` (answer -> image tokens).
 """
 
@@ -28,75 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mobilevlm_mini.chat import IGNORE, check_question, encode_turns, prompt_text
 from mobilevlm_mini.config import VLMConfig
+from mobilevlm_mini.data import shapes_tokenizer
 from mobilevlm_mini.generate import generate
 from mobilevlm_mini.language import MobileLlama, causal_lm_loss
 from mobilevlm_mini.patches import grid_shape, sincos_2d
 from mobilevlm_mini.projectors import build_projector
-from mobilevlm_mini.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
+from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.vision import ViT
-
-IGNORE = -100  # label of a token the loss skips (prompt, image, padding)
-
-
-def prompt_text(question: str, question_first: bool = False) -> str:
-    """The single-turn chat prompt: '<image> <user> QUESTION <assistant>', or '<user> QUESTION <image> <assistant>'."""
-    if question_first:
-        return f"<user> {question} <image> <assistant>"
-    return f"<image> <user> {question} <assistant>"
-
-
-def check_question(question: str, tokenizer: Tokenizer) -> str:
-    """Return the question if the model can read it; a ValueError names what is wrong (empty, unknown words)."""
-    words = split_words(question)
-    if not words:
-        raise ValueError("the question is empty; ask e.g. 'what colour is the circle?'")
-    special = sorted({w for w in words if w in SPECIAL_TOKENS})
-    if special:
-        raise ValueError(f"the question contains special tokens {special}; write plain words")
-    unknown = sorted({w for w in words if w not in tokenizer.ids})
-    if unknown:
-        known = " ".join(t for t in tokenizer.tokens if t not in SPECIAL_TOKENS)
-        raise ValueError(f"unknown words {unknown} in {question!r}; the model knows only: {known}")
-    return question
-
-
-def encode_turns(tokenizer: Tokenizer, turns: list[tuple[str, str]], question_first: bool = False) -> tuple[list[int], list[int]]:
-    """A multi-turn conversation about one image -> (ids, labels); labels are the answer ids + <eos>, IGNORE elsewhere.
-
-    The first turn's prompt is `prompt_text` (so it holds the one <image>); later turns are '<user> q <assistant>'.
-    """
-    ids, labels = [], []
-    for turn, (question, answer) in enumerate(turns):
-        text = prompt_text(question, question_first) if turn == 0 else f"<user> {question} <assistant>"
-        prompt = tokenizer.encode(text, add_bos=turn == 0)
-        reply = tokenizer.encode(answer, add_bos=False, add_eos=True)
-        ids += prompt + reply
-        labels += [IGNORE] * len(prompt) + reply
-    return ids, labels
-
-
-def encode_caption(tokenizer: Tokenizer, caption: str) -> tuple[list[int], list[int]]:
-    """'<bos> <image> caption <eos>' -> (ids, labels): stage 1 learns to describe the picture."""
-    text = tokenizer.encode(caption, add_bos=False, add_eos=True)
-    return tokenizer.encode("<image>") + text, [IGNORE, IGNORE] + text
-
-
-def insert_tokens(x: torch.Tensor, at: torch.Tensor, inserted: torch.Tensor) -> torch.Tensor:
-    """Replace x[b, at[b]] by the K rows inserted[b]: x (B, N, ...), at (B,), inserted (B, K, ...) -> (B, N + K - 1, ...)."""
-    batch, n = x.shape[:2]
-    k = inserted.shape[1]
-    out = torch.arange(n + k - 1, device=x.device)[None]  # (1, M) output positions
-    offset = out - at[:, None]  # (B, M): 0..K-1 inside the inserted block
-    inside = (offset >= 0) & (offset < k)
-    source = torch.where(offset < 0, out, out - k + 1).clamp(0, n - 1)  # (B, M) where each text token comes from
-
-    def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        index = index.view(*index.shape, *[1] * (values.ndim - 2)).expand(*index.shape, *values.shape[2:])
-        return values.gather(1, index)
-
-    inside = inside.view(*inside.shape, *[1] * (x.ndim - 2))
-    return torch.where(inside, take(inserted, offset.clamp(0, k - 1)), take(x, source))
 
 
 @dataclass
@@ -121,12 +54,12 @@ class VLMOutput:
 
 
 class MobileVLM(nn.Module):
-    """Frozen ViT -> projector -> MobileLLaMA, with the visual tokens spliced in where the prompt says <image>."""
+    """Frozen ViT -> projector -> MobileLLaMA, the visual tokens written over the prompt's K <image> placeholders."""
 
     def __init__(self, config: VLMConfig, vit: ViT | None = None, tokenizer: Tokenizer | None = None):
         super().__init__()
         self.config = config
-        self.tokenizer = tokenizer or Tokenizer.default()
+        self.tokenizer = tokenizer or shapes_tokenizer()
         if self.tokenizer.vocab_size != config.llm.vocab_size:
             raise ValueError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but llm.vocab_size is {config.llm.vocab_size}")
         if vit is not None and vit.config != config.vit:
@@ -168,51 +101,46 @@ class MobileVLM(nn.Module):
         visual = self.projector(features)  # (B, K, hidden)
         return visual if self.visual_positions is None else visual + self.visual_positions
 
-    def merge(
-        self, input_ids: torch.Tensor, visual: torch.Tensor, attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Splice visual tokens (B, K, hidden) in place of each row's one <image> id.
-
-        Returns (embeddings (B, N + K - 1, hidden), attention_mask, labels (IGNORE on image tokens), image_start (B,)).
-        """
+    def merge(self, input_ids: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (B, N, hidden) with each row's K <image> placeholders overwritten by its visual tokens (B, K, hidden)."""
         is_image = input_ids == self.tokenizer.image_id  # (B, N)
         counts = is_image.sum(dim=1)
-        if (counts != 1).any():
-            raise ValueError(f"every prompt needs exactly one <image> token, got counts {counts.tolist()}")
-        at = is_image.int().argmax(dim=1)  # (B,)
-        batch, k = visual.shape[:2]
-        embeds = insert_tokens(self.llm.embed(input_ids), at, visual)  # (B, N + K - 1, hidden)
-        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        mask = insert_tokens(mask, at, mask.new_ones(batch, k))
-        if labels is not None:
-            labels = insert_tokens(labels, at, labels.new_full((batch, k), IGNORE))
-        return embeds, mask, labels, at
+        if (counts != visual.shape[1]).any():
+            raise ValueError(
+                f"every prompt needs one <image> placeholder per visual token ({visual.shape[1]}), got counts {counts.tolist()}; "
+                "build prompts with chat.prompt_text(..., image_tokens=K) or model.prompts"
+            )
+        embeds = self.llm.embed(input_ids)  # (B, N, hidden)
+        embeds[is_image] = visual.reshape(-1, visual.shape[-1]).to(embeds.dtype)  # row by row, in order
+        return embeds
 
     def forward(
         self, input_ids: torch.Tensor, features: torch.Tensor, attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None, labelled_only: bool = False,
     ) -> VLMOutput:
-        """Logits over the merged sequence and, given labels (B, N), the loss on the labelled (answer) tokens only.
+        """Logits (B, N, vocab) and, given labels (B, N), the loss on the labelled (answer) tokens only.
 
-        labelled_only (training, with labels): the LLM's last layer runs only at the positions that predict a label
-        (3 of about 24 in stage 2), the same loss for less work; the output is then `shifted` (see VLMOutput).
+        labelled_only (training, with labels): the LLM computes logits only at the positions that predict a label
+        (3 of about 32 in stage 2), the same loss for less work; the output is then `shifted` (see VLMOutput).
         """
-        embeds, mask, labels, _ = self.merge(input_ids, self.project(features), attention_mask, labels)
+        embeds = self.merge(input_ids, self.project(features))  # (B, N, hidden)
         if labels is None or not labelled_only:
-            logits = self.llm(inputs_embeds=embeds, attention_mask=mask)  # (B, N + K - 1, vocab)
+            logits = self.llm(inputs_embeds=embeds, attention_mask=attention_mask)  # (B, N, vocab)
             return VLMOutput(logits, labels, None if labels is None else causal_lm_loss(logits, labels, IGNORE))
-        predicting = labels[:, 1:] != IGNORE  # (B, M - 1): position t predicts token t + 1
+        predicting = labels[:, 1:] != IGNORE  # (B, N - 1): position t predicts token t + 1
         q = int(predicting.sum(dim=1).max())
         keep = predicting.int().argsort(dim=1, descending=True, stable=True)[:, :q]  # (B, Q): those positions, in order, first
         targets = labels[:, 1:].gather(1, keep)  # (B, Q), IGNORE where a row has fewer than Q
-        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, keep=keep)  # (B, Q, vocab)
+        logits = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, keep=keep)  # (B, Q, vocab)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
         return VLMOutput(logits, targets, loss, shifted=True)
 
-    def prompts(self, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Single-turn chat prompts, left-padded for generation: (input_ids, attention_mask), each (B, P)."""
-        ids = [self.tokenizer.encode(prompt_text(check_question(q, self.tokenizer), self.config.question_first)) for q in questions]
-        return self.tokenizer.pad(ids, padding_side="left")
+    def prompts(self, questions: list[str], image_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single-turn chat prompts with K = image_tokens (default: num_visual_tokens) placeholders, left-padded for
+        generation: (input_ids, attention_mask), each (B, P)."""
+        k = self.num_visual_tokens if image_tokens is None else image_tokens
+        texts = [prompt_text(check_question(q, self.tokenizer), self.config.question_first, image_tokens=k) for q in questions]
+        return self.tokenizer.pad([self.tokenizer.encode(text) for text in texts], padding_side="left")
 
     @torch.no_grad()
     def answer(
@@ -222,10 +150,10 @@ class MobileVLM(nn.Module):
         """Answer one question per image (ViT features (B, N, D_vision)): greedy by default, sampled with temperature > 0."""
         if len(features) != len(questions):
             raise ValueError(f"got {len(features)} images but {len(questions)} questions; give one question per image")
-        input_ids, attention_mask = self.prompts(questions)
-        embeds, mask, _, _ = self.merge(input_ids, self.project(features), attention_mask)
+        visual = self.project(features)  # (B, K, hidden)
+        input_ids, attention_mask = self.prompts(questions, visual.shape[1])
         new = generate(
-            self.llm, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, temperature=temperature,
+            self.llm, inputs_embeds=self.merge(input_ids, visual), attention_mask=attention_mask, max_new_tokens=max_new_tokens, temperature=temperature,
             top_k=top_k, top_p=top_p, eos_token_id=self.tokenizer.eos_id, pad_token_id=self.tokenizer.pad_id,
             use_cache=use_cache, generator=generator,
         )
@@ -238,11 +166,11 @@ class MobileVLM(nn.Module):
         features: (1, N, D_vision) for one image. The rows used are the <assistant> token and every answer
         token but the last, i.e. the positions whose outputs are the answer's tokens.
         """
-        ids, labels = encode_turns(self.tokenizer, [(check_question(question, self.tokenizer), answer)], self.config.question_first)
+        turn = (check_question(question, self.tokenizer), answer)
+        ids, labels = encode_turns(self.tokenizer, [turn], self.config.question_first, image_tokens=self.num_visual_tokens)
         ids, labels = torch.tensor([ids]), torch.tensor([labels])
-        embeds, mask, labels, at = self.merge(ids, self.project(features), labels=labels)
-        _, weights = self.llm(inputs_embeds=embeds, attention_mask=mask, return_weights=True)
+        embeds = self.merge(ids, self.project(features))
+        _, weights = self.llm(inputs_embeds=embeds, return_weights=True)
         weights = torch.stack(weights).mean(dim=(0, 2))[0]  # (N, N): mean over layers and heads
         predicting = (labels[0, 1:] != IGNORE).nonzero().squeeze(1)  # position t predicts token t + 1
-        start = int(at[0])
-        return weights[predicting, start : start + self.num_visual_tokens].mean(dim=0)  # (K,)
+        return weights[predicting][:, ids[0] == self.tokenizer.image_id].mean(dim=0)  # (K,)

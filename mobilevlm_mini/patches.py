@@ -31,17 +31,28 @@ def _check_divisible(height: int, width: int, patch_size: int) -> None:
         )
 
 
-def _check_images(images: torch.Tensor) -> None:
+def check_images(images: torch.Tensor, channels: int | None = None, size: int | None = None, floating: bool = False) -> None:
+    """Raise a ValueError unless `images` is a (B, C, H, W) tensor; with `channels`, `size` (S x S pixels) and
+    `floating` (float pixels in [0, 1]) given, also of those. The one image check of the ViT and the patch embedding."""
+    expected = f"(B, {channels or 'C'}, {f'{size}, {size}' if size else 'H, W'})"
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"expected a float tensor {expected}, got {type(images).__name__}; convert PIL images with data.images_to_tensor")
     if images.ndim != 4:
         raise ValueError(
-            f"expected a batch of images shaped (B, C, H, W), got {images.ndim} dimensions "
+            f"expected a batch of images shaped {expected}, got {images.ndim} dimensions "
             f"with shape {tuple(images.shape)}; add a batch dimension with images.unsqueeze(0)"
         )
+    if floating and not images.is_floating_point():
+        raise ValueError(f"expected float pixels in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
+    if channels is not None and images.shape[1] != channels:
+        raise ValueError(f"expected {channels} colour channels (RGB), got {images.shape[1]}; convert the image to RGB first")
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        raise ValueError(f"expected {size}x{size} images, got {images.shape[-2]}x{images.shape[-1]}; resize them to {size}x{size}")
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Cut (B, C, H, W) images into flattened patches (B, N, P*P*C), row by row from the top left."""
-    _check_images(images)
+    check_images(images)
     _check_divisible(images.shape[-2], images.shape[-1], patch_size)
     return rearrange(images, "b c (h p) (w q) -> b (h w) (p q c)", p=patch_size, q=patch_size)
 
@@ -65,12 +76,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check_images(images)
-        if images.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected {self.in_channels} colour channels, got {images.shape[1]} "
-                f"(shape {tuple(images.shape)}); convert the image to RGB first"
-            )
+        check_images(images, channels=self.in_channels)
         _check_divisible(images.shape[-2], images.shape[-1], self.patch_size)
         x = self.proj(images)  # (B, D, H/P, W/P)
         return rearrange(x, "b d h w -> b (h w) d")  # (B, N, D)

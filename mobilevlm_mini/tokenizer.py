@@ -47,13 +47,6 @@ class Tokenizer:
             raise ValueError(f"vocabulary entries must be single lower-case words or punctuation marks, got {bad}")
         return cls(list(dict.fromkeys([*SPECIAL_TOKENS, *PUNCTUATION, *words])))
 
-    @classmethod
-    def default(cls) -> Tokenizer:
-        """The tokenizer for the shapes world's vocabulary (`mobilevlm_mini.data.vocabulary()`)."""
-        from mobilevlm_mini.data import vocabulary
-
-        return cls.from_words(list(vocabulary()))
-
     @property
     def vocab_size(self) -> int:
         """Number of tokens, special ones included."""

@@ -8,7 +8,7 @@ MobileVLM's stage 1 trains only the projector because its LLM arrives pretrained
 random weights, and with a frozen random LLM the answer tokens barely look at the picture (lesson 07).
 MobileVLM's stage 2 tunes the projector too; ours keeps stage 1's projector, because at stage 2's high
 learning rate the projector forgets shapes (lesson 07, section 10).
-Both stages use AdamW, a linear warm-up then a cosine decay, and gradient clipping.
+Both stages use AdamW, a linear warm-up then a cosine decay to 10% (`LR_FLOOR`), and gradient clipping (optim.py).
 
 The ViT never changes, so each image's patch tokens are computed once (`prepare_split`) and reused
 every epoch. The batch at step s is a pure function of (seed, stage, s), so resuming from a checkpoint
@@ -22,9 +22,10 @@ Public API
 - `PreparedSplit`, `load_images(split, n, encoder_quick, image_size)`, `split_from_dataset(model, dataset, features)`,
   `prepare_split(model, split, n, encoder_quick)`,
   `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
-- `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `lr_factor`.
-- `batch_rows`, `pad_pairs`, `conversation_batch`, `caption_batch`: what one step trains on.
-- `train(config, out, resume, ...)` -> (model, history); `predict(model, split)` -> records;
+- `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `stage_optim(stage, ...)`.
+- `batch_rows`, `conversation_batch`, `caption_batch`: what one step trains on.
+- `train(config, out, resume, ...)` -> (model, history), stage by stage (`train_stage`), step by step (`train_step`);
+  `predict(model, split)` -> records;
   `exact_match(records)` -> overall and per question type; `load_trained(directory)` -> (model, config);
   `trained_vlm(preset, **overrides)`: a trained model from the cache, trained first when missing.
 """
@@ -32,25 +33,37 @@ Public API
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from mobilevlm_mini.chat import encode_caption, encode_turns, pad_pairs
 from mobilevlm_mini.checkpoint import (
-    CONFIG, TRAINER_STATE, WEIGHTS, config_to_dict, load_checkpoint, load_config, load_trainer_state, save_checkpoint, save_trainer_state, settings_digest,
+    CONFIG,
+    TRAINER_STATE,
+    WEIGHTS,
+    config_to_dict,
+    load_checkpoint,
+    load_config,
+    load_trainer_state,
+    save_checkpoint,
+    save_trainer_state,
+    settings_digest,
 )
-from mobilevlm_mini.config import StageConfig, TrainConfig, cache_dir, seed_everything, vlm_preset
+from mobilevlm_mini.config import StageConfig, TrainConfig, vlm_preset
 from mobilevlm_mini.contrastive import default_recipe, pretrained_vit, recipe_path
 from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, load_split
-from mobilevlm_mini.model import IGNORE, MobileVLM, encode_caption, encode_turns
+from mobilevlm_mini.model import MobileVLM
+from mobilevlm_mini.optim import OptimConfig, Optimizer
+from mobilevlm_mini.runtime import cache_dir, derive_seed, seed_everything
 
 STAGES = ("align", "instruct")
+LR_FLOOR = 0.1  # both stages (and video training) decay to 10% of their peak learning rate
 
 
 def trained_parts(stage: str, config: TrainConfig) -> tuple[str, ...]:
@@ -113,17 +126,10 @@ def batch_rows(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     positions = torch.arange(step * batch_size, (step + 1) * batch_size)
     rows = torch.empty(batch_size, dtype=torch.long)
     for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
         inside = positions // n == epoch
         rows[inside] = order[positions[inside] % n]
     return rows
-
-
-def pad_pairs(model: MobileVLM, pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-pad (ids, labels) pairs: input_ids, attention_mask, labels (IGNORE on padding), each (B, N)."""
-    ids, mask = model.tokenizer.pad([i for i, _ in pairs])
-    labels = torch.tensor([label + [IGNORE] * (ids.shape[1] - len(label)) for _, label in pairs], dtype=torch.long)
-    return ids, mask, labels.view_as(ids)
 
 
 def conversation_batch(
@@ -140,15 +146,15 @@ def conversation_batch(
         turns = data.conversations[row]
         order = torch.randperm(len(turns), generator=generator).tolist() if generator is not None else list(range(len(turns)))
         turns = [turns[i][1:] for i in order[:max_turns]]
-        pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first))
-    ids, mask, labels = pad_pairs(model, pairs)
+        pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first, image_tokens=model.num_visual_tokens))
+    ids, mask, labels = pad_pairs(model.tokenizer, pairs)
     return ids, data.features[rows], mask, labels
 
 
 def caption_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None):
-    """'<bos> <image> caption <eos>' for each row: (input_ids, features, attention_mask, labels)."""
-    pairs = [encode_caption(model.tokenizer, data.captions[row]) for row in rows.tolist()]
-    ids, mask, labels = pad_pairs(model, pairs)
+    """'<bos> <image> x K caption <eos>' for each row: (input_ids, features, attention_mask, labels)."""
+    pairs = [encode_caption(model.tokenizer, data.captions[row], image_tokens=model.num_visual_tokens) for row in rows.tolist()]
+    ids, mask, labels = pad_pairs(model.tokenizer, pairs)
     return ids, data.features[rows], mask, labels
 
 
@@ -176,12 +182,6 @@ def stage_plan(config: TrainConfig) -> list[tuple[str, StageConfig, int]]:
     if not plan:
         raise ValueError("every stage has 0 steps; give align.steps or instruct.steps > 0")
     return plan
-
-
-def lr_factor(step: int, stage: StageConfig) -> float:
-    """Learning-rate multiplier: linear warm-up over `warmup` steps, then a cosine decay to 10% at the end."""
-    warm = min(1.0, (step + 1) / max(1, stage.warmup))
-    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, stage.steps) / stage.steps)))
 
 
 def set_trainable(model: MobileVLM, stage: str, config: TrainConfig) -> list[torch.nn.Parameter]:
@@ -215,12 +215,12 @@ def predict(model: MobileVLM, data: PreparedSplit, batch_size: int = 512, progre
     return records
 
 
-def exact_match(records: list[dict]) -> dict:
-    """Exact-match accuracy overall and per question type, with the number of questions N of each."""
+def exact_match(records: list[dict], group: str = "type", groups: tuple[str, ...] = QUESTION_TYPES) -> dict:
+    """Exact-match accuracy overall and per group (a question's type; a clip's event kind), with the number N of each."""
     def score(rs: list[dict]) -> dict:
         return {"exact_match": sum(r["predicted"] == r["answer"] for r in rs) / max(1, len(rs)), "n": len(rs)}
 
-    per_type = {kind: score([r for r in records if r["type"] == kind]) for kind in QUESTION_TYPES}
+    per_type = {kind: score([r for r in records if r[group] == kind]) for kind in groups}
     return {**score(records), "per_type": {kind: s for kind, s in per_type.items() if s["n"]}}
 
 
@@ -273,6 +273,94 @@ def new_history() -> dict[str, list]:
     return {key: [] for key in keys}
 
 
+@dataclass
+class Run:
+    """What the loop carries from step to step: the recipe, the model, its data, where it saves, its state so far."""
+
+    config: TrainConfig
+    model: MobileVLM
+    data: dict[str, PreparedSplit]
+    state: dict  # what trainer_state.pt holds: step, history, seconds (and, once saved, optimizer and scheduler)
+    out: Path | None = None
+    stop: int = 0  # the global step to stop after
+    callback: Callable[[dict], None] | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        """Training time so far, the time of earlier sessions (before a resume) included."""
+        return self.state["seconds"] + time.perf_counter() - self.started
+
+
+def resume_run(config: TrainConfig, out: Path) -> tuple[MobileVLM, dict]:
+    """The model and trainer state saved in `out` by a run of the same config (errors name what is missing or differs)."""
+    missing = [name for name in (WEIGHTS, CONFIG, TRAINER_STATE) if not (out / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"cannot resume from {out}: missing {', '.join(missing)}")
+    model = load_checkpoint(out, MobileVLM(config.model), config)  # a ValueError names every field that differs
+    state = load_trainer_state(out)
+    if state["weights_sha256"] != _digest(out / WEIGHTS):
+        raise ValueError(f"{out / TRAINER_STATE} belongs to other weights than {out / WEIGHTS}; the folder was half-written")
+    return model, state
+
+
+def stage_optim(stage: StageConfig, weight_decay: float, grad_clip: float, fused: bool | None = None) -> OptimConfig:
+    """A VLM stage's optimizer: AdamW with betas (0.9, 0.98), warm-up, then a cosine down to LR_FLOOR of the peak."""
+    return OptimConfig(
+        lr=stage.lr, steps=stage.steps, warmup=stage.warmup, floor=LR_FLOOR, weight_decay=weight_decay, betas=(0.9, 0.98),
+        grad_clip=grad_clip, fused=fused,
+    )
+
+
+def train_step(model: MobileVLM, optimizer: Optimizer, name: str, stage: StageConfig, data: PreparedSplit, local: int, seed: int):
+    """One update on batch `local` of a stage: its rows and turn orders depend only on (seed, local); -> the VLMOutput."""
+    rows = batch_rows(len(data), stage.batch_size, local, seed)
+    generator = torch.Generator().manual_seed(derive_seed(seed, local))
+    model.train()
+    output = model(*BATCHES[name](model, data, rows, generator, **stage_options(name, stage)), labelled_only=True)
+    optimizer.step(output.loss)
+    return output
+
+
+def checkpoint(run: Run, name: str, stage: StageConfig, optimizer: Optimizer) -> None:
+    """Validate, then save the run (when it has a folder) and call its callback."""
+    history = run.state["history"]
+    history["val_step"].append(run.state["step"])
+    history["val_stage"].append(name)
+    history["val_loss"].append(validation_loss(run.model, run.data["validation"], name, **stage_options(name, stage)))
+    scored = exact_match(predict(run.model, run.data["validation"]))["exact_match"] if name == "instruct" else None
+    history["val_exact_match"].append(scored)
+    run.state = {"step": run.state["step"], "history": history, **optimizer.state_dict(), "seconds": run.seconds()}
+    run.started = time.perf_counter()
+    if run.out is not None:
+        save_run(run.out, run.model, run.config, run.state)
+    if run.callback is not None:
+        run.callback(history)
+
+
+def train_stage(run: Run, name: str, stage: StageConfig, first: int, progress: bool = True) -> None:
+    """Train one stage from the run's current step up to its end (or the run's stop), validating every eval_every steps."""
+    from tqdm.auto import tqdm
+
+    config, state = run.config, run.state
+    optimizer = Optimizer(set_trainable(run.model, name, config), stage_optim(stage, config.weight_decay, config.grad_clip, True))
+    if state["step"] > first:  # resuming inside this stage
+        optimizer.load_state_dict(state)
+    seed, end = config.seed * 10 + STAGES.index(name), min(first + stage.steps, run.stop)
+    parts = ", ".join(trained_parts(name, config))
+    bar = tqdm(total=stage.steps, initial=state["step"] - first, desc=f"{name} ({parts})", disable=not progress, mininterval=1)
+    while run.state["step"] < end:
+        output = train_step(run.model, optimizer, name, stage, run.data["train"], run.state["step"] - first, seed)
+        run.state["step"] += 1
+        loss, accuracy = output.loss.item(), output.accuracy()
+        for key, value in zip(("step", "stage", "loss", "accuracy", "lr"), (run.state["step"], name, loss, accuracy, optimizer.lr)):
+            run.state["history"][key].append(value)
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.2f}")
+        if run.state["step"] % config.eval_every == 0 or run.state["step"] in (first + stage.steps, run.stop):
+            checkpoint(run, name, stage, optimizer)
+    bar.close()
+
+
 def train(
     config: TrainConfig,
     out: str | Path | None = None,
@@ -290,72 +378,23 @@ def train(
     data: splits from `prepare_data`, to share the ViT features between runs (e.g. several projectors or seeds).
     callback(history): called after each validation, e.g. to redraw live curves.
     """
-    from tqdm.auto import tqdm
-
-    start_time = time.perf_counter()
+    started = time.perf_counter()
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs the checkpoint folder `out`")
     plan = stage_plan(config)
     total = plan[-1][2] + plan[-1][1].steps
     if resume:
-        missing = [name for name in (WEIGHTS, CONFIG, TRAINER_STATE) if not (out / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"cannot resume from {out}: missing {', '.join(missing)}")
-        model = load_checkpoint(out, MobileVLM(config.model), config)  # a ValueError names every field that differs
-        state = load_trainer_state(out)
-        if state["weights_sha256"] != _digest(out / WEIGHTS):
-            raise ValueError(f"{out / TRAINER_STATE} belongs to other weights than {out / WEIGHTS}; the folder was half-written")
+        model, state = resume_run(config, out)
     else:
-        model = build_model(config)
-        state = {"step": 0, "history": new_history(), "seconds": 0.0}
-    data = data or prepare_data(model, config)
-    history, step = state["history"], state["step"]
+        model, state = build_model(config), {"step": 0, "history": new_history(), "seconds": 0.0}
     stop = total if stop_after is None else min(total, stop_after)
+    run = Run(config, model, data or prepare_data(model, config), state, out, stop, callback, started)
     for name, stage, first in plan:
-        if step >= first + stage.steps or step >= stop:
-            continue
-        parameters = set_trainable(model, name, config)
-        optimizer = torch.optim.AdamW(parameters, lr=stage.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay, fused=True)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s, stage=stage: lr_factor(s, stage))
-        if step > first:  # resuming inside this stage
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        bar = tqdm(total=stage.steps, initial=step - first, desc=f"{name} ({', '.join(trained_parts(name, config))})", disable=not progress, mininterval=1)
-        while step < min(first + stage.steps, stop):
-            local = step - first
-            seed = config.seed * 10 + STAGES.index(name)
-            rows = batch_rows(len(data["train"]), stage.batch_size, local, seed)
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + local)
-            model.train()
-            output = model(*BATCHES[name](model, data["train"], rows, generator, **stage_options(name, stage)), labelled_only=True)
-            optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            accuracy = output.accuracy()
-            for key, value in (("step", step), ("stage", name), ("loss", output.loss.item()), ("accuracy", accuracy), ("lr", scheduler.get_last_lr()[0])):
-                history[key].append(value)
-            bar.update()
-            bar.set_postfix(loss=f"{output.loss.item():.3f}", acc=f"{accuracy:.2f}")
-            if step % config.eval_every == 0 or step in (first + stage.steps, stop):
-                history["val_step"].append(step)
-                history["val_stage"].append(name)
-                history["val_loss"].append(validation_loss(model, data["validation"], name, **stage_options(name, stage)))
-                history["val_exact_match"].append(exact_match(predict(model, data["validation"]))["exact_match"] if name == "instruct" else None)
-                state = {
-                    "step": step, "history": history, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "seconds": state["seconds"] + time.perf_counter() - start_time,
-                }
-                start_time = time.perf_counter()
-                if out is not None:
-                    save_run(out, model, config, state)
-                if callback is not None:
-                    callback(history)
-        bar.close()
-    history["seconds"] = state["seconds"] + time.perf_counter() - start_time
+        if run.state["step"] < min(first + stage.steps, stop):
+            train_stage(run, name, stage, first, progress)
+    history = run.state["history"]
+    history["seconds"] = run.seconds()
     return model.eval(), history
 
 

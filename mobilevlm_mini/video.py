@@ -32,13 +32,25 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from mobilevlm_mini.config import StageConfig, VLMConfig
-from mobilevlm_mini.data import COLOURS, GRID, SHAPES, SIZES, SceneObject, WorldConfig, draw_scene, images_to_tensor, vocabulary
-from mobilevlm_mini.language import preset
-from mobilevlm_mini.model import MobileVLM, encode_turns
+from mobilevlm_mini.chat import encode_turns, pad_pairs
+from mobilevlm_mini.config import StageConfig, VLMConfig, tiny_llm
+from mobilevlm_mini.data import (
+    COLOURS,
+    GRID,
+    SHAPES,
+    SIZES,
+    SceneObject,
+    WorldConfig,
+    draw_scene,
+    images_to_tensor,
+    vocabulary,
+)
+from mobilevlm_mini.model import MobileVLM
+from mobilevlm_mini.optim import Optimizer
 from mobilevlm_mini.patches import grid_shape, sincos_2d
+from mobilevlm_mini.runtime import derive_seed
 from mobilevlm_mini.tokenizer import Tokenizer
-from mobilevlm_mini.train import batch_rows, lr_factor, pad_pairs
+from mobilevlm_mini.train import batch_rows, exact_match, stage_optim
 
 MOVES = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}  # (d_row, d_col)
 VIDEO_KINDS = ("move", "colour", "appear")
@@ -197,7 +209,7 @@ def video_vlm_config(strategy: str = "concat", factor: int = 6, num_queries: int
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-    llm = preset("tiny", vocab_size=video_tokenizer().vocab_size, **llm_overrides)
+    llm = tiny_llm(video_tokenizer(), **llm_overrides)
     if strategy == "concat":
         return VLMConfig(llm=llm, projector="pixel_shuffle", projector_options={"factor": factor})
     options = {"num_queries": num_queries, "positions": False}  # VideoVLM adds the place and time codes itself
@@ -287,9 +299,11 @@ def encode_clips(model: MobileVLM, clips: list[Clip], batch_size: int = 256) -> 
 
 def video_batch(model: VideoVLM, data: ClipFeatures, clips: list[Clip], rows: torch.Tensor, times: torch.Tensor | list[int]):
     """Each clip's question and answer: (input_ids, FrameTokens of the kept frames, attention_mask, labels), as VideoVLM takes them."""
-    pairs = [encode_turns(model.tokenizer, [(clips[row].question, clips[row].answer)], model.config.question_first) for row in rows.tolist()]
-    ids, mask, labels = pad_pairs(model, pairs)
-    return ids, data.frames(rows, times), mask, labels
+    frames = data.frames(rows, times)
+    k = model.num_video_tokens(frames.times.shape[1])
+    turns = [[(clips[row].question, clips[row].answer)] for row in rows.tolist()]
+    ids, mask, labels = pad_pairs(model.tokenizer, [encode_turns(model.tokenizer, t, model.config.question_first, image_tokens=k) for t in turns])
+    return ids, frames, mask, labels
 
 
 def random_uniform_frames(num_frames: int, generator: torch.Generator) -> list[int]:
@@ -315,20 +329,15 @@ def train_video(
         raise ValueError(f"first_last_steps must lie in 0..{stage.steps} (the number of steps), got {first_last_steps}")
     num_frames = clips[0].num_frames
     params = [p for p in model.parameters() if p.requires_grad]  # the ViT is frozen
-    optimizer = torch.optim.AdamW(params, lr=stage.lr, betas=(0.9, 0.98), weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, stage))
+    optimizer = Optimizer(params, stage_optim(stage, weight_decay, grad_clip))
     history = {"step": [], "loss": [], "frames": []}
     model.train()
     for step in tqdm(range(stage.steps), desc=f"training ({model.strategy})", disable=not progress, mininterval=1):
         rows = batch_rows(len(clips), stage.batch_size, step, seed)
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(derive_seed(seed, step))
         times = [0, num_frames - 1] if step < first_last_steps else random_uniform_frames(num_frames, generator)
         loss = model(*video_batch(model, data, clips, rows, times)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
-        scheduler.step()
+        optimizer.step(loss)
         for key, value in (("step", step + 1), ("loss", loss.item()), ("frames", len(times))):
             history[key].append(value)
     model.eval()
@@ -352,9 +361,8 @@ def predict_video(model: VideoVLM, data: ClipFeatures, clips: list[Clip], times:
 
 
 def video_accuracy(records: list[dict]) -> dict[str, float]:
-    """Exact-match accuracy over all records ("all") and per event kind present."""
+    """Exact-match accuracy over all records ("all") and per event kind present (`train.exact_match`, grouped by kind)."""
     if not records:
         raise ValueError("no records to score")
-    score = lambda rs: sum(r["predicted"] == r["answer"] for r in rs) / len(rs)  # noqa: E731
-    kinds = [k for k in VIDEO_KINDS if any(r["kind"] == k for r in records)]
-    return {"all": score(records), **{k: score([r for r in records if r["kind"] == k]) for k in kinds}}
+    scores = exact_match(records, "kind", VIDEO_KINDS)
+    return {"all": scores["exact_match"], **{kind: s["exact_match"] for kind, s in scores["per_type"].items()}}

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from mobilevlm_mini.attention import Block
-from mobilevlm_mini.patches import PatchEmbed, num_patches, sincos_2d
+from mobilevlm_mini.patches import PatchEmbed, check_images, num_patches, sincos_2d
 
 
 @dataclass
@@ -65,23 +65,9 @@ class ViT(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, -1, 1, 1), persistent=False)
 
-    def check_images(self, images: torch.Tensor) -> None:
-        """Raise a ValueError unless `images` is a float (B, C, S, S) tensor of this ViT's size and channels."""
-        c, s = self.config.channels, self.config.image_size
-        if not isinstance(images, torch.Tensor):
-            raise ValueError(f"expected a float tensor (B, {c}, {s}, {s}), got {type(images).__name__}; convert PIL images with data.images_to_tensor")
-        if images.ndim != 4:
-            raise ValueError(f"expected images shaped (B, {c}, {s}, {s}), got shape {tuple(images.shape)}")
-        if not images.is_floating_point():
-            raise ValueError(f"expected float pixels in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
-        if images.shape[1] != c:
-            raise ValueError(f"expected {c} colour channels (RGB), got {images.shape[1]}; convert the image to RGB first")
-        if tuple(images.shape[-2:]) != (s, s):
-            raise ValueError(f"expected {s}x{s} images, got {images.shape[-2]}x{images.shape[-1]}; resize them to {s}x{s}")
-
     def forward(self, images: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """Patch tokens (B, N, D): after the final norm (layer=None), or the raw output of block `layer` (-2: penultimate)."""
-        self.check_images(images)
+        check_images(images, self.config.channels, self.config.image_size, floating=True)
         images = (images - self.pixel_mean) / self.pixel_std  # mean 0, std 1 per channel: faster training
         x = self.patch_embed(images) + self.pos_embed  # (B, N, D)
         if layer is None:

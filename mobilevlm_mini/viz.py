@@ -294,7 +294,7 @@ def show_token_regions(
             xs = (torch.arange(inner.shape[1]) + 0.5) * width / inner.shape[1]
             ax.contour(xs.numpy(), ys.numpy(), inner.numpy(), levels=[0.5], colors=[colour], linewidths=1.8)
     if labels is not None:
-        ax.legend(handles=[Patch(color=c, label=l) for c, l in zip(colours, labels)], loc="lower right", fontsize=7)
+        ax.legend(handles=[Patch(color=colour, label=label) for colour, label in zip(colours, labels)], loc="lower right", fontsize=7)
     return ax
 
 

@@ -9,10 +9,10 @@ from mobilevlm_mini.__main__ import main
 from mobilevlm_mini.bench import BenchConfig, at_precision, bytes_per_token, spread
 from mobilevlm_mini.checkpoint import save_checkpoint
 from mobilevlm_mini.config import TrainConfig, VLMConfig
+from mobilevlm_mini.data import shapes_tokenizer
 from mobilevlm_mini.energy import RAPL_METHOD, EnergyMeter, energy_method, rapl_zones
 from mobilevlm_mini.language import kv_cache_bytes, preset
 from mobilevlm_mini.model import MobileVLM
-from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.vision import ViTConfig
 
 SPREAD = {"median", "min", "max", "q1", "q3", "n"}
@@ -21,7 +21,7 @@ STAGES = ("vision_ms", "projector_ms", "prefill_ms", "decode_tokens_per_s", "ans
 
 def small_config() -> TrainConfig:
     vit = ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2)
-    llm = preset("tiny", vocab_size=Tokenizer.default().vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
     return TrainConfig(model=VLMConfig(vit=vit, llm=llm))
 
 

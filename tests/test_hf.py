@@ -11,8 +11,16 @@ transformers = pytest.importorskip("transformers")
 
 from mobilevlm_mini.generate import generate  # noqa: E402
 from mobilevlm_mini.hf import (  # noqa: E402
-    MM_PROJECTOR_PREFIX, MOBILELLAMA_HF_CONFIGS, config_from_hf, export_llama, import_llama, llama_names,
-    load_mobilevlm_projector, mobilevlm_projector_names, skeleton, weight_bytes,
+    MM_PROJECTOR_PREFIX,
+    MOBILELLAMA_HF_CONFIGS,
+    config_from_hf,
+    export_llama,
+    import_llama,
+    llama_names,
+    load_mobilevlm_projector,
+    mobilevlm_projector_names,
+    skeleton,
+    weight_bytes,
 )
 from mobilevlm_mini.language import MobileLlama, count_parameters, preset  # noqa: E402
 from mobilevlm_mini.projectors import build_projector  # noqa: E402

@@ -41,7 +41,7 @@ def test_patchify_rejects_wrong_number_of_dimensions():
 
 
 def test_patch_embed_rejects_wrong_channels():
-    with pytest.raises(ValueError, match="expected 3 colour channels, got 4"):
+    with pytest.raises(ValueError, match=r"expected 3 colour channels \(RGB\), got 4"):
         PatchEmbed(8, 3, 16)(torch.zeros(1, 4, 32, 32))
 
 

@@ -7,12 +7,19 @@ from torch import nn
 
 import mobilevlm_mini.train as train_module
 from mobilevlm_mini.config import StageConfig, TrainConfig, VLMConfig
-from mobilevlm_mini.data import generate_dataset
+from mobilevlm_mini.data import generate_dataset, shapes_tokenizer
 from mobilevlm_mini.language import MobileLlama, preset
 from mobilevlm_mini.quant import (
-    QuantLinear, QuantSpec, agreement, pack_int4, quantize, quantize_model, size_on_disk, to_blocks, unpack_int4,
+    QuantLinear,
+    QuantSpec,
+    agreement,
+    pack_int4,
+    quantize,
+    quantize_model,
+    size_on_disk,
+    to_blocks,
+    unpack_int4,
 )
-from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.vision import ViT, ViTConfig
 
 SPECS = [
@@ -115,7 +122,7 @@ def test_quantize_model_names_bad_arguments():
 def test_sizes_on_disk_meet_the_course_targets():
     """The tiny MobileLLaMA's weights: int8 >= 3.5x and int4 (groups of 32) >= 6x smaller; embedding and norms stay fp32."""
     torch.manual_seed(0)
-    llm = MobileLlama(preset("tiny", vocab_size=Tokenizer.default().vocab_size))
+    llm = MobileLlama(preset("tiny", vocab_size=shapes_tokenizer().vocab_size))
     fp32 = size_on_disk(llm)
     assert fp32 >= 4 * sum(p.numel() for p in llm.parameters())
     assert fp32 / size_on_disk(quantize_model(llm, bits=8)) >= 3.5
@@ -134,7 +141,7 @@ def trained():
         torch.manual_seed(123)
         return ViT(VIT).eval().requires_grad_(False)
 
-    llm = preset("tiny", vocab_size=Tokenizer.default().vocab_size, hidden_size=64, intermediate_size=128,
+    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=64, intermediate_size=128,
                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
     config = TrainConfig(model=VLMConfig(vit=VIT, llm=llm), align=StageConfig(steps=0),
                          instruct=StageConfig(steps=60, batch_size=16, lr=3e-3, warmup=5), n_train=64, n_val=8, eval_every=1000)

@@ -5,6 +5,7 @@ import importlib.util
 import pytest
 import torch
 
+from mobilevlm_mini.data import shapes_tokenizer
 from mobilevlm_mini.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
 
 WORDS = ["a", "red", "blue", "circle", "square", "is", "there", "what", "colour", "the", "yes", "no", "and"]
@@ -97,7 +98,7 @@ def test_vocabulary_must_start_with_special_tokens():
 def test_default_covers_the_shapes_world_vocabulary():
     from mobilevlm_mini.data import vocabulary
 
-    tok = Tokenizer.default()
+    tok = shapes_tokenizer()
     assert set(vocabulary()) <= set(tok.tokens)
 
 

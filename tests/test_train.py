@@ -14,12 +14,24 @@ import mobilevlm_mini.train as train_module
 from mobilevlm_mini.__main__ import main
 from mobilevlm_mini.checkpoint import TRAINER_STATE, WEIGHTS
 from mobilevlm_mini.config import StageConfig, TrainConfig, VLMConfig, vlm_preset
-from mobilevlm_mini.data import generate_dataset
+from mobilevlm_mini.data import generate_dataset, shapes_tokenizer
 from mobilevlm_mini.language import preset
-from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.train import (
-    batch_rows, build_model, conversation_batch, exact_match, load_trained, lr_factor, predict, prepare_split, set_trainable,
-    split_from_dataset, stage_options, stage_plan, train, validation_loss,
+    LR_FLOOR,
+    batch_rows,
+    build_model,
+    conversation_batch,
+    exact_match,
+    load_trained,
+    predict,
+    prepare_split,
+    set_trainable,
+    split_from_dataset,
+    stage_optim,
+    stage_options,
+    stage_plan,
+    train,
+    validation_loss,
 )
 from mobilevlm_mini.vision import ViT, ViTConfig
 
@@ -28,7 +40,7 @@ VIT = ViTConfig(image_size=48, patch_size=12, dim=32, depth=2, heads=2)
 
 def tiny_config(**overrides) -> TrainConfig:
     """A few-second run: a small random ViT (4 x 4 patches), a 2-layer LLM, a handful of steps."""
-    llm = preset("tiny", vocab_size=Tokenizer.default().vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
     config = TrainConfig(
         model=VLMConfig(vit=VIT, llm=llm), align=StageConfig(steps=2, batch_size=4, lr=3e-3, warmup=1),
         instruct=StageConfig(steps=4, batch_size=4, lr=3e-3, warmup=2), n_train=12, n_val=4, n_test=4, eval_every=2,
@@ -64,12 +76,10 @@ def test_batch_rows_visit_every_row_once_per_epoch_and_repeat():
     assert not torch.equal(torch.cat([batch_rows(10, 4, s, seed=1) for s in range(3)]), seen[:12])
 
 
-def test_lr_warms_up_then_decays_to_a_tenth():
-    stage = StageConfig(steps=100, warmup=10)
-    assert lr_factor(0, stage) == pytest.approx(0.1 * (0.1 + 0.9 * 1.0), rel=1e-3)
-    assert lr_factor(9, stage) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0.09)))
-    assert lr_factor(100, stage) == pytest.approx(0.1)
-    assert all(lr_factor(s, stage) >= lr_factor(s + 1, stage) for s in range(10, 100))
+def test_stage_optimizer_decays_to_a_tenth_with_betas_0_98():
+    optim = stage_optim(StageConfig(steps=100, warmup=10, lr=2e-3), weight_decay=0.01, grad_clip=0.5, fused=True)
+    assert optim.floor == LR_FLOOR == 0.1 and optim.betas == (0.9, 0.98) and optim.lr == 2e-3
+    assert (optim.steps, optim.warmup, optim.weight_decay, optim.grad_clip, optim.fused) == (100, 10, 0.01, 0.5, True)
 
 
 def test_stage_plan_skips_empty_stages_and_refuses_none():

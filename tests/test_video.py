@@ -4,11 +4,26 @@ import numpy as np
 import pytest
 import torch
 
-from mobilevlm_mini.config import StageConfig, seed_everything
+from mobilevlm_mini.config import StageConfig
 from mobilevlm_mini.data import draw_scene
+from mobilevlm_mini.runtime import seed_everything
 from mobilevlm_mini.video import (
-    MOVES, VIDEO_KINDS, ClipFeatures, FrameTokens, VideoConfig, VideoVLM, encode_clips, every_kth_frame, make_clip, make_clips,
-    predict_video, train_video, uniform_frames, video_accuracy, video_batch, video_vlm_config,
+    MOVES,
+    VIDEO_KINDS,
+    ClipFeatures,
+    FrameTokens,
+    VideoConfig,
+    VideoVLM,
+    encode_clips,
+    every_kth_frame,
+    make_clip,
+    make_clips,
+    predict_video,
+    train_video,
+    uniform_frames,
+    video_accuracy,
+    video_batch,
+    video_vlm_config,
 )
 
 
@@ -104,7 +119,7 @@ def test_token_counts_per_strategy(clips):
         assert resampler.project(frames).shape == (3, 4, 128) and resampler.num_video_tokens(n) == 4
         ids, frames, mask, labels = video_batch(concat, data, clips, rows, uniform_frames(8, n))
         out = concat(ids, frames, mask, labels)
-        assert out.logits.shape[1] == ids.shape[1] - 1 + n  # <image> replaced by the frames' tokens
+        assert out.logits.shape[1] == ids.shape[1] and (ids == concat.tokenizer.image_id).sum(dim=1).eq(n).all()  # K = n placeholders
     with pytest.raises(ValueError, match="n_frames"):
         concat.num_video_tokens(0)
 

@@ -50,7 +50,7 @@ def test_each_token_depends_on_the_whole_image(vit):
         (torch.rand(1, 4, 32, 32), r"expected 3 colour channels \(RGB\), got 4"),
         (torch.rand(1, 1, 32, 32), r"got 1; convert the image to RGB"),
         (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), r"expected float pixels in \[0, 1\], got dtype torch.uint8"),
-        (torch.rand(3, 32, 32), r"got shape \(3, 32, 32\)"),
+        (torch.rand(3, 32, 32), r"with shape \(3, 32, 32\)"),
         ([[0.0]], r"got list"),
     ],
 )

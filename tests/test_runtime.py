@@ -1,9 +1,9 @@
-"""Quick mode and seeding."""
+"""Quick mode, seeding, the cache folder (runtime.py)."""
 
 import pytest
 import torch
 
-from mobilevlm_mini.config import quick, seed_everything, steps
+from mobilevlm_mini.runtime import cache_dir, derive_seed, quick, seed_everything, steps
 
 
 def test_steps_follow_quick_mode(monkeypatch):
@@ -23,8 +23,6 @@ def test_seed_everything_is_deterministic():
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
-    from mobilevlm_mini.config import cache_dir
-
     monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"
     monkeypatch.delenv("MOBILEVLM_MINI_DATA")
@@ -32,7 +30,11 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "mobilevlm_mini"
 
 
-@pytest.mark.parametrize("module", ["data", "tokenizer", "config", "contrastive", "model", "train", "viz"])
+def test_derive_seed_gives_distinct_seeds():
+    assert len({derive_seed(seed, i) for seed in range(30) for i in range(1000)}) == 30 * 1000
+
+
+@pytest.mark.parametrize("module", ["runtime", "data", "tokenizer", "config", "contrastive", "model", "train", "viz"])
 def test_every_module_imports_first(module):
     """Each module imports on its own in a fresh interpreter (no circular import whichever comes first)."""
     import subprocess

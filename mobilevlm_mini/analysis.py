@@ -1,0 +1,61 @@
+"""Measuring a module rather than running it: parameters, FLOPs, and what each projector output reads (lessons 05, 08).
+
+- `trainable_parameters(module)`: the numbers an optimizer would change.
+- `count_flops(module, x)`: FLOPs of one forward pass, from PyTorch's counter; `projector_cost(name, ...)`: tokens,
+  parameters and FLOPs of a projector at given sizes.
+- `influence_map(projector, tokens, index)`: how strongly each input token moves one output token (a Jacobian norm).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from mobilevlm_mini.projectors import Projector, build_projector
+
+
+def trainable_parameters(module: nn.Module) -> int:
+    """Number of trainable numbers in a module (requires_grad); `language.count_parameters(config)` counts from a config."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _sdpa_cpu_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)  # PyTorch's own formula, for the CPU kernel it does not map
+
+
+def count_flops(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass on x, from PyTorch's counter (matmuls, convs, attention; not elementwise ops)."""
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        module(x)
+    return counter.get_total_flops()
+
+
+def projector_cost(name: str, vision_dim: int, llm_dim: int, num_tokens: int, **options) -> dict[str, int | str]:
+    """Tokens out, parameters and FLOPs (one image) of a projector at the given sizes."""
+    projector = build_projector(name, vision_dim, llm_dim, **options)
+    x = torch.zeros(1, num_tokens, vision_dim)
+    return {
+        "projector": name,
+        "tokens_in": num_tokens,
+        "tokens_out": projector.num_tokens_out(num_tokens),
+        "params": trainable_parameters(projector),
+        "flops": count_flops(projector, x),
+    }
+
+
+def influence_map(projector: Projector, tokens: torch.Tensor, index: int) -> torch.Tensor:
+    """How strongly each input token moves output token `index`: the norm of d out[index] / d tokens[n], shape (N,).
+
+    tokens: (N, D_vision) for one image. Uses the full Jacobian, so no cancellation between channels.
+    """
+    n_out = projector.num_tokens_out(tokens.shape[0])
+    if not 0 <= index < n_out:
+        raise ValueError(f"index {index} is out of range: this projector returns {n_out} tokens (0..{n_out - 1})")
+
+    def one_output(x: torch.Tensor) -> torch.Tensor:
+        return projector(x[None])[0, index]  # (D_llm,)
+
+    jacobian = torch.autograd.functional.jacobian(one_output, tokens, vectorize=True)  # (D_llm, N, D_vision)
+    return jacobian.pow(2).sum(dim=(0, 2)).sqrt()  # (N,)

@@ -1,0 +1,1 @@
+"""Tests of mobilevlm_mini.exercises, one module per lesson."""

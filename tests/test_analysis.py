@@ -1,0 +1,56 @@
+"""Measuring modules: trainable parameters, FLOPs, projector cost, influence maps (analysis.py; lessons 05, 08)."""
+
+import pytest
+import torch
+
+from mobilevlm_mini.analysis import count_flops, influence_map, projector_cost, trainable_parameters
+from mobilevlm_mini.projectors import build_projector
+
+
+# Real MobileVLM sizes: CLIP ViT-L/14 at 336 px gives 576 tokens of width 1024; MobileLLaMA 1.4B is 2048 wide.
+# Reference counts from the official vision_projector.py (torchvision InvertedResidual + SE, timm LayerNorm2d):
+# LDP = MLP 6,295,552 + 2 blocks x 6,320,640 = 18,936,832 ("about 19M"); LDPv2 = MLP + PEG 20,480 = 6,316,032.
+@pytest.mark.parametrize("name,reference", [("ldp", 18_936_832), ("ldpv2", 6_316_032), ("mlp", 6_295_552)])
+def test_parameter_counts_at_real_mobilevlm_sizes(name, reference):
+    params = trainable_parameters(build_projector(name, 1024, 2048))
+    assert abs(params - reference) / reference < 0.01
+    assert round(params / 1e6) == {"ldp": 19, "ldpv2": 6, "mlp": 6}[name]
+
+
+def test_flops_of_a_linear_layer_and_the_cost_table():
+    assert count_flops(torch.nn.Linear(8, 4), torch.zeros(1, 10, 8)) == 2 * 10 * 8 * 4
+    cost = projector_cost("mlp", 16, 8, 36)
+    assert cost == {"projector": "mlp", "tokens_in": 36, "tokens_out": 36, "params": 16 * 8 + 8 + 8 * 8 + 8,
+                    "flops": 2 * 36 * (16 * 8 + 8 * 8)}
+    resampler = projector_cost("resampler", 16, 8, 36, num_queries=4, num_heads=2)
+    assert resampler["tokens_out"] == 4 and resampler["flops"] > 2 * 2 * 4 * 36 * 8  # attention is counted
+
+
+def test_influence_maps_show_each_projectors_window():
+    torch.manual_seed(0)
+    x = torch.randn(64, 12)  # an 8 x 8 grid
+
+    def seen(name: str, index: int, **o) -> torch.Tensor:
+        return (influence_map(build_projector(name, 12, 8, **o), x, index) > 1e-6).view(8, 8)
+
+    mlp = seen("mlp", 9)
+    assert mlp.sum() == 1 and mlp[1, 1]
+    pool = seen("pool", 5)  # output (1, 1) of the 4 x 4 grid averages input rows 2-3, cols 2-3
+    assert pool.sum() == 4 and pool[2:4, 2:4].all()
+    shuffle = seen("pixel_shuffle", 5)
+    assert torch.equal(shuffle, pool)
+    ldp = influence_map(build_projector("ldp", 12, 8), x, 5).view(8, 8)
+    window = torch.zeros(8, 8, dtype=torch.bool)
+    window[0:5, 0:5] = True  # 3x3 (stride 1) then 3x3 stride 2 around input (2, 2): a 5 x 5 window
+    assert ldp[window].min() > 10 * ldp[~window].max()  # outside it, only squeeze-excitation's global average
+    ldpv2 = seen("ldpv2", 5)  # 2x2 pooling, then the PEG's 3x3 on the pooled 4 x 4 grid: input rows and cols 0-5
+    assert ldpv2[0:6, 0:6].all() and ldpv2.sum() == 36
+    assert seen("resampler", 0, num_queries=4, num_heads=2).all()  # a query reads the whole image
+    with pytest.raises(ValueError, match="index 16 is out of range: this projector returns 16 tokens"):
+        influence_map(build_projector("ldp", 12, 8), x, 16)
+
+
+def test_trainable_parameters_skip_frozen_ones():
+    layer = torch.nn.Linear(4, 3)
+    layer.bias.requires_grad_(False)
+    assert trainable_parameters(layer) == 12

@@ -1,0 +1,167 @@
+"""Run every lesson in order from an empty cache, then again warm, and write how long each took.
+
+This is the learner's path measured: lesson 00 to the last one, top to bottom, in full mode, on a
+cache that starts empty, so each cached piece (data splits, encoders, the trained VLM) is built by the
+first lesson that needs it and read by every later one. The log of what each lesson built shows that
+nothing is built twice. Lessons that built something are then run again with the cache warm.
+
+Writes assets/measured/lesson_times.json (with the machine: CPU, cores, torch, `doctor`'s compute
+figure) and, with --apply, the run-time sentence of each lesson's first cell and the README's table.
+Usage: python tools/lesson_times.py [--save] [--apply] [--cache DIR] [NOTEBOOK...]
+  --save   keep the executed notebooks' outputs (the full-mode run learners read); default: run copies
+  --apply  only rewrite the lessons' first cells and the README from the existing results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_notebooks import run  # noqa: E402  (a sibling script, not a package)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "assets" / "measured" / "lesson_times.json"
+RUN_TIME = re.compile(r"\*\*Runs in:\*\*[^\n]*")  # the sentence --apply rewrites in each lesson's first cell
+README_ROW = re.compile(r"^\| (\d\d) \| (.*) \| ([^|]*) \| ([^|]*) \|$", re.M)
+
+
+def cache_entries(cache: Path) -> set[str]:
+    """Every cached piece, as 'kind/name' (data/..., models/..., vlm/...); half-written ones excluded."""
+    if not cache.is_dir():
+        return set()
+    return {
+        f"{kind.name}/{entry.name}" for kind in cache.iterdir() if kind.is_dir()
+        for entry in kind.iterdir() if not entry.name.startswith(".") and not entry.name.endswith(".partial")
+    }
+
+
+def machine() -> dict:
+    """What the times were measured on: CPU model, cores, torch, and doctor's compute figure."""
+    import torch
+
+    from mobilevlm_mini.doctor import check_compute
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gflops = float(check_compute().detail.split()[0])
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+            "doctor_gflops": gflops, "date": time.strftime("%Y-%m-%d")}
+
+
+def timed(path: Path, save: bool) -> float:
+    """Seconds to run one notebook in full mode; its outputs kept only when `save`."""
+    if save:
+        return run(path, quick=False)
+    copy = path.parent / f".timing-{path.name}"  # same folder: the notebook's relative paths still hold
+    shutil.copy(path, copy)
+    try:
+        return run(copy, quick=False)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def measure(lessons: list[Path], cache: Path, save: bool) -> dict:
+    """The in-order run from an empty cache (what each lesson built), then the warm re-runs."""
+    os.environ["MOBILEVLM_MINI_DATA"] = str(cache)
+    cold, built_by = [], {}
+    for path in lessons:
+        before = cache_entries(cache)
+        seconds = timed(path, save)
+        built = sorted(cache_entries(cache) - before)
+        for entry in built:
+            built_by.setdefault(entry, []).append(path.stem[:2])
+        cold.append({"lesson": path.stem[:2], "notebook": path.name, "seconds": round(seconds, 1), "built": built})
+        print(f"{seconds:7.1f} s  cold  {path.name}  built {len(built)}: {', '.join(built) or '-'}", flush=True)
+    warm = {}
+    for row, path in zip(cold, lessons):
+        seconds = timed(path, save=False) if row["built"] else row["seconds"]
+        warm[row["lesson"]] = round(seconds, 1)
+        if row["built"]:
+            print(f"{seconds:7.1f} s  warm  {path.name}", flush=True)
+    return {
+        "machine": machine(),
+        "note": "full mode, lessons in order from an empty cache (cold), then lessons that built something again (warm)",
+        "cold_in_order": cold,
+        "warm_seconds": warm,
+        "total_cold_seconds": round(sum(row["seconds"] for row in cold), 1),
+        "built_twice": sorted(entry for entry, lessons_ in built_by.items() if len(lessons_) > 1),
+    }
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def sentence(results: dict, lesson: str) -> str:
+    """The lesson's run-time sentence, from the results file."""
+    row = next(r for r in results["cold_in_order"] if r["lesson"] == lesson)
+    gflops = results["machine"]["doctor_gflops"]
+    text = f"**Runs in:** {_minutes(results['warm_seconds'][lesson])} with warm caches"
+    if row["built"]:
+        text += f", {_minutes(row['seconds'])} the first time (it builds {len(row['built'])} cached piece(s))"
+    return text + (f", measured on a {results['machine']['cores']}-core CPU whose `doctor` compute figure is"
+                   f" {gflops:.0f} GFLOP/s (`tools/lesson_times.py`; scale by yours)."
+                   )
+
+
+def apply(results: dict, lessons: list[Path]) -> None:
+    """Write each lesson's run-time sentence into its first cell, and the README's 'runs in' column."""
+    for path in lessons:
+        lesson = path.stem[:2]
+        if lesson not in results["warm_seconds"]:
+            continue
+        nb = nbformat.read(path, as_version=4)
+        first = nb.cells[0]
+        new = sentence(results, lesson)
+        if RUN_TIME.search(first.source):
+            first.source = RUN_TIME.sub(lambda _: new, first.source)
+        else:
+            first.source = first.source.rstrip("\n") + "\n\n" + new
+        nbformat.write(nb, path)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+
+    def row(match: re.Match) -> str:
+        lesson = match.group(1)
+        seconds = results["warm_seconds"].get(lesson)
+        return match.group(0) if seconds is None else f"| {lesson} | {match.group(2)} | {match.group(3)} | {_minutes(seconds)} |"
+
+    text = README_ROW.sub(row, text)
+    total = f"{results['total_cold_seconds'] / 60:.0f} minutes"
+    text = re.sub(r"(<!-- total-run -->).*?(<!-- /total-run -->)", lambda m: f"{m.group(1)}{total}{m.group(2)}", text)
+    readme.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--save", action="store_true", help="keep the cold run's outputs in the notebooks")
+    parser.add_argument("--apply", action="store_true", help="only rewrite first cells and README from the results file")
+    parser.add_argument("--cache", type=Path, help="cache folder to start from (default: a new empty one)")
+    args = parser.parse_args()
+    lessons = args.notebooks or sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    if not args.apply:
+        cache = args.cache or Path(tempfile.mkdtemp(prefix="mobilevlm-cold-"))
+        results = measure(lessons, cache, args.save)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {RESULTS}: {results['total_cold_seconds']:.0f} s in all; built twice: {results['built_twice'] or 'nothing'}")
+    apply(json.loads(RESULTS.read_text()), lessons)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
