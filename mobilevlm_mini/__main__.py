@@ -48,6 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import json
     import time
 
+    from mobilevlm_mini.cache import register_trained
     from mobilevlm_mini.config import vlm_preset
     from mobilevlm_mini.train import exact_match, predict, prepare_split, stage_plan, train
 
@@ -58,14 +59,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         stages = " + ".join(f"{name} {stage.steps} steps" for name, stage, _ in stage_plan(config))
         print(f"preset {args.preset}: {config.model.projector} projector, {config.n_train} training images, {stages}, seed {config.seed}")
         model, history = train(config, out=args.out, resume=args.resume)
+        cached = register_trained(args.out, args.preset)  # lessons 07-12 read it from the cache instead of training it again
     except (ValueError, OSError) as error:
         return _fail(error)
+    print(f"cached as {cached.name}: lessons 07-12 and `bench` will use it")
     test = prepare_split(model, "test", config.n_test, config.encoder_quick)
     result = {"split": "test", "images": len(test), **exact_match(predict(model, test, progress=True))}
     print(f"saved {args.out}; test split, {len(test)} images:")
     _print_scores(result)
     (Path(args.out) / "metrics.json").write_text(json.dumps(result, indent=2))
     print(f"training {history['seconds']:.0f} s; wall time of this command {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def cmd_warm(args: argparse.Namespace) -> int:
+    """Build every cached piece the lessons read (data, encoders, the trained VLM); report what was built."""
+    from mobilevlm_mini.cache import warm
+
+    warm()
     return 0
 
 
@@ -122,7 +133,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
     from mobilevlm_mini.bench import BenchConfig, format_report, run_bench
-    from mobilevlm_mini.train import load_trained, trained_vlm
+    from mobilevlm_mini.cache import trained_vlm
+    from mobilevlm_mini.train import load_trained
 
     try:
         config = BenchConfig(precisions=tuple(args.precisions), threads=tuple(args.threads), warmup=args.warmup,
@@ -161,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--projector", help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")
     train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
     train.set_defaults(func=cmd_train)
+    warm = commands.add_parser("warm", help="build every cached piece the lessons use (data, encoders, trained VLM), once")
+    warm.set_defaults(func=cmd_warm)
     evaluate = commands.add_parser("eval", help="exact match of a trained model on a split, per question type",
                                    description="Ask every question of a split's images (one at a time, greedy) and score exact match.")
     evaluate.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")

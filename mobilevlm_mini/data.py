@@ -17,7 +17,8 @@ Public API
 - `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1] (`images_to_uint8`: the same as bytes); `text_corpus(dataset)` -> lines;
   `scene_objects(row)` -> the row's objects as `SceneObject`s.
 - `vocabulary()`: every token the captions, questions and answers can contain; `shapes_tokenizer()`: a Tokenizer of them.
-- `data_dir()`: where splits are cached (<runtime.cache_dir()>/data).
+- `data_dir()`: where splits are cached (<runtime.cache_dir()>/data); `split_path(split, n, config)`: one
+  split's folder.
 
 Rows have columns: image (Image), caption, questions, answers, question_types (lists of strings,
 one conversation per image), objects (list of {shape, colour, size, row, col}), index.
@@ -370,8 +371,10 @@ def data_dir() -> Path:
     return cache_dir() / "data"
 
 
-def _split_key(split: str, n: int, config: WorldConfig) -> str:
-    return f"{split}-{n}-{settings_digest({'split': split, 'n': n, 'config': asdict(config), 'version': DATA_VERSION})}"
+def split_path(split: str, n: int, config: WorldConfig = WorldConfig()) -> Path:
+    """The cache folder of a split's first n examples: <data_dir()>/<split>-<n>-<hash of the world and DATA_VERSION>."""
+    digest = settings_digest({"split": split, "n": n, "config": asdict(config), "version": DATA_VERSION})
+    return data_dir() / f"{split}-{n}-{digest}"
 
 
 def load_split(split: str = "train", n: int = 1000, config: WorldConfig = WorldConfig(), progress: bool = True):
@@ -380,7 +383,7 @@ def load_split(split: str = "train", n: int = 1000, config: WorldConfig = WorldC
 
     if split not in SPLIT_SEEDS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_SEEDS)}")
-    path = data_dir() / _split_key(split, n, config)
+    path = split_path(split, n, config)
     if not path.exists():
         dataset = generate_dataset(n, SPLIT_SEEDS[split], config, progress)
         path.parent.mkdir(parents=True, exist_ok=True)

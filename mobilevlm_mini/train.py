@@ -27,14 +27,12 @@ Public API
 - `train(config, out, resume, ...)` -> (model, history), stage by stage (`train_stage`), step by step (`train_step`);
   `predict(model, split)` -> records;
   `exact_match(records)` -> overall and per question type; `load_trained(directory)` -> (model, config);
-  `trained_vlm(preset, **overrides)`: a trained model from the cache, trained first when missing.
+  the trained-model cache (`trained_vlm`) is in cache.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,20 +45,18 @@ from mobilevlm_mini.checkpoint import (
     CONFIG,
     TRAINER_STATE,
     WEIGHTS,
-    config_to_dict,
     load_checkpoint,
     load_config,
     load_trainer_state,
     save_checkpoint,
     save_trainer_state,
-    settings_digest,
 )
-from mobilevlm_mini.config import StageConfig, TrainConfig, vlm_preset
-from mobilevlm_mini.contrastive import default_recipe, pretrained_vit, recipe_path
+from mobilevlm_mini.config import StageConfig, TrainConfig
+from mobilevlm_mini.contrastive import default_recipe, pretrained_vit
 from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, load_split
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.optim import OptimConfig, Optimizer
-from mobilevlm_mini.runtime import cache_dir, derive_seed, seed_everything
+from mobilevlm_mini.runtime import derive_seed, seed_everything
 
 STAGES = ("align", "instruct")
 LR_FLOOR = 0.1  # both stages (and video training) decay to 10% of their peak learning rate
@@ -396,21 +392,3 @@ def train(
     history = run.state["history"]
     history["seconds"] = run.seconds()
     return model.eval(), history
-
-
-def trained_vlm(preset: str = "tiny", progress: bool = True, **overrides) -> MobileVLM:
-    """The model `vlm_preset(preset, **overrides)` trains: from the cache, or trained now and cached.
-
-    Lessons 08-12 start from a trained model; this makes each of them run alone on a fresh machine.
-    The folder name hashes the whole config and names the encoder it reads, so a changed recipe never loads stale weights.
-    """
-    config = vlm_preset(preset, **overrides)
-    encoder = recipe_path(default_recipe(config.encoder_quick, image_size=config.model.vit.image_size))
-    digest = settings_digest({"config": config_to_dict(config), "encoder": encoder.name})
-    path = cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
-    if not (path / WEIGHTS).is_file():
-        partial = path.with_name(path.name + ".partial")  # renamed only when training has finished
-        shutil.rmtree(partial, ignore_errors=True)
-        train(config, out=partial, progress=progress)
-        os.replace(partial, path)
-    return load_trained(path)[0]

@@ -338,13 +338,3 @@ def test_commands_have_help_and_no_traceback_as_a_program(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mobilevlm_mini", "ask", "--ckpt", str(tmp_path), "--image", "x.png", "--question", "hi"],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr and result.stderr.startswith("error: ")
-
-
-def test_trained_vlm_trains_once_then_loads_from_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path))
-    monkeypatch.setitem(train_module.vlm_preset.__globals__["VLM_PRESETS"], "test", tiny_config())
-    first = train_module.trained_vlm("test", progress=False)
-    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    second = train_module.trained_vlm("test", progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
-    assert not list((tmp_path / "vlm").glob("*.partial"))

@@ -1,0 +1,107 @@
+"""The course's cache: each piece built once, `train` registering its run, `warm` filling it, builders side by side."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+import mobilevlm_mini.cache as cache_module
+from mobilevlm_mini.__main__ import main
+from mobilevlm_mini.cache import LESSON_SPLITS, register_trained, trained_vlm, vlm_path, warm
+from mobilevlm_mini.checkpoint import WEIGHTS
+from mobilevlm_mini.config import vlm_preset
+from mobilevlm_mini.train import train
+
+LESSONS = Path(__file__).resolve().parent.parent / "lessons"
+
+
+@pytest.fixture(scope="module")
+def warmed(tmp_path_factory) -> tuple[Path, list, list]:
+    """A quick-mode cache filled by `warm` once: (folder, what warm returned, what it reported)."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOBILEVLM_MINI_DATA", str(folder))
+        patch.setenv("MOBILEVLM_MINI_QUICK", "1")
+        lines = []
+        done = warm(report=lines.append)
+    return folder, done, lines
+
+
+@pytest.fixture
+def cache_without_vlm(warmed, tmp_path, monkeypatch) -> Path:
+    """A copy of the warmed cache (data and encoders) without its trained VLM."""
+    folder = tmp_path / "cache"
+    shutil.copytree(warmed[0], folder, ignore=shutil.ignore_patterns("vlm"))
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(folder))
+    monkeypatch.setenv("MOBILEVLM_MINI_QUICK", "1")
+    return folder
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_warm_builds_each_piece_then_nothing(warmed, monkeypatch):
+    folder, first, lines = warmed
+    assert [status for _, status, _ in first] == ["built"] * len(first)
+    assert any(name.startswith("VLM") for name, _, _ in first) and any("text tuning" in name for name, _, _ in first)
+    assert lines[-1].startswith(f"built {len(first)} of {len(first)} pieces")
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(folder))
+    monkeypatch.setenv("MOBILEVLM_MINI_QUICK", "1")
+    monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("warm trained a cached model again"))
+    again = []
+    assert all(status == "cached" for _, status, _ in warm(report=again.append))
+    assert again[-1].startswith(f"nothing to build: all {len(first)} pieces were already cached")
+
+
+def test_train_command_registers_its_run_where_lessons_look(cache_without_vlm, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "quick", "--out", str(out)]) == 0
+    cached = vlm_path(vlm_preset("quick"), "quick")
+    assert (cached / WEIGHTS).read_bytes() == (out / WEIGHTS).read_bytes()
+    monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    model = trained_vlm("quick", progress=False)
+    assert (cached / WEIGHTS).is_file() and model.training is False
+    assert not [p for p in cached.parent.iterdir() if p.name.startswith(".")]  # no half-written folder left
+
+
+def test_trained_vlm_trains_once_then_loads(cache_without_vlm, monkeypatch):
+    first = trained_vlm("quick", progress=False)
+    monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    assert same_weights(first, trained_vlm("quick", progress=False))
+
+
+def test_register_refuses_an_unfinished_or_foreign_run(cache_without_vlm, tmp_path):
+    config = vlm_preset("quick")
+    train(config, out=tmp_path / "half", progress=False, stop_after=2)
+    with pytest.raises(ValueError, match="stopped at step 2 of"):
+        register_trained(tmp_path / "half", "quick")
+    train(vlm_preset("quick", eval_every=2), out=tmp_path / "other", progress=False)
+    with pytest.raises(ValueError, match="not trained with preset 'quick'"):
+        register_trained(tmp_path / "other", "quick")
+    assert not (vlm_path(config, "quick") / WEIGHTS).exists()
+
+
+def test_two_builders_at_once_leave_one_good_model(cache_without_vlm):
+    code = "from mobilevlm_mini.cache import trained_vlm; trained_vlm('quick', progress=False)"
+    builders = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [builder.communicate()[1] for builder in builders]
+    assert [builder.returncode for builder in builders] == [0, 0], errors
+    folders = list((cache_without_vlm / "vlm").iterdir())
+    assert [p.name for p in folders] == [vlm_path(vlm_preset("quick"), "quick").name]
+    trained_vlm("quick", progress=False)  # loads
+
+
+def test_warm_lists_every_split_a_lesson_draws():
+    listed = {(split, full, small) for split, full, small in LESSON_SPLITS}
+    pattern = re.compile(r'load_split\(\s*"(\w+)",\s*(?:n=)?steps\((\d+),\s*(\d+)\)')
+    drawn = set()
+    for path in sorted(LESSONS.glob("[0-9]*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            drawn |= {(s, int(full), int(small)) for s, full, small in pattern.findall(cell.source)}
+    assert drawn and drawn <= listed, f"splits lessons draw that `warm` does not build: {sorted(drawn - listed)}"
