@@ -25,8 +25,9 @@ from typing import Callable
 
 from mobilevlm_mini.checkpoint import WEIGHTS, config_to_dict, load_config, load_trainer_state, settings_digest
 from mobilevlm_mini.config import TrainConfig, vlm_preset
-from mobilevlm_mini.contrastive import default_recipe, default_text_tuning, pretrained_model, recipe_path, tuned_path
+from mobilevlm_mini.contrastive import default_recipe, default_text_tuning
 from mobilevlm_mini.data import load_split, split_path
+from mobilevlm_mini.encoders import pretrained_model, recipe_path, tuned_path
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.runtime import cache_dir, quick, steps
 from mobilevlm_mini.train import load_trained, stage_plan, train

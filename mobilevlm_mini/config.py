@@ -56,7 +56,7 @@ class TrainConfig:
     Stages run in order: `align` (stage 1: captions; the projector learns, and the LLM too when
     `align_llm`) and `instruct` (stage 2: conversations; the LLM learns, and the projector too when
     `instruct_projector`); 0 steps skips a stage. The ViT is frozen throughout; `encoder_quick` picks
-    which cached pretrained ViT (contrastive.pretrained_vit(quick)).
+    which cached pretrained ViT (encoders.pretrained_vit(quick)).
     """
 
     model: VLMConfig = field(default_factory=VLMConfig)

@@ -7,30 +7,24 @@ right one, both ways; SigLIP asks an independent sigmoid "match or not?" of ever
 Public API
 - `clip_loss(img, txt, log_scale)`, `siglip_loss(img, txt, log_scale, bias, matches=None)`: the two losses;
   `ClipLoss` / `SigLipLoss`: the same with learnable temperature (and bias); `LOSSES` by name.
-- `WORDS`, `encode_texts(texts, max_len)`: word-level token ids for captions and prompts.
+- `CAPTIONS` (a tokenizer.Tokenizer with only <pad> and <eos>), `WORDS` (its tokens), `encode_texts(texts, max_len)`:
+  word-level token ids for captions and prompts.
 - `TextConfig`, `TextEncoder`; `ContrastiveConfig`, `ContrastiveModel` (ViT + text encoder + loss).
 - `PretrainConfig` (the whole recipe: model, data size, steps, batch, lr, seed) and
   `default_recipe(quick, loss)`: the course's recipe, smaller in quick mode.
 - `prepare_pairs(dataset)`, `train_contrastive(recipe, ...)` -> (model, history) with a tqdm bar.
-- `retrieval_accuracy`, `zero_shot_predict`, `largest_object_prompts`, `zero_shot_largest`.
 - `TextTuningConfig`, `default_text_tuning(quick)`, `tuning_captions`, `tune_text(model, tuning, images, scenes)`:
   locked-image text tuning (LiT): the ViT frozen, the text side taught to name single objects.
-- `pretrained_model(quick, loss, text_tuned=False)`: the course's dual encoder, and `pretrained_vit(quick=None)`:
-  its ViT, frozen, for later lessons. They load <models_dir()>/<key>/{model.safetensors, config.json},
-  where the key hashes the whole recipe (so quick-mode and full-mode encoders never mix), or train
-  deterministically when missing; the text-tuned model is cached beside it (`tuned_path`), and its
-  ViT is the same. `models_dir()` is <runtime.cache_dir()>/models.
+
+Using the trained pair (retrieval, zero-shot) is in zero_shot.py; the course's cached encoders in encoders.py.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,22 +32,20 @@ from torch import nn
 
 from mobilevlm_mini import runtime
 from mobilevlm_mini.attention import Block
-from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint, settings_digest
 from mobilevlm_mini.data import (
     COLOURS,
-    DATA_VERSION,
     SHAPES,
     SIZES,
     SceneObject,
     WorldConfig,
     caption,
-    images_to_tensor,
     images_to_uint8,
     load_split,
     split_words,
     vocabulary,
 )
 from mobilevlm_mini.optim import OptimConfig, Optimizer
+from mobilevlm_mini.tokenizer import CAPTION_SPECIALS, Tokenizer
 from mobilevlm_mini.vision import ViT, ViTConfig
 
 # ---------------------------------------------------------------- losses
@@ -114,23 +106,17 @@ LOSSES = {"clip": ClipLoss, "siglip": SigLipLoss}
 
 # ---------------------------------------------------------------- text
 
-WORDS = ["<pad>", "<eos>", *vocabulary()]  # word-level: the shapes world has under 60 words
-WORD_IDS = {word: i for i, word in enumerate(WORDS)}
-PAD, EOS = 0, 1
+CAPTIONS = Tokenizer.from_words(vocabulary(), specials=CAPTION_SPECIALS, punctuation=())  # <pad> 0, <eos> 1, words
+WORDS = CAPTIONS.tokens
 
 
 def encode_texts(texts: list[str], max_len: int) -> torch.Tensor:
     """Word ids with <eos> appended, right-padded with <pad>: (B, max_len) long."""
-    rows = []
-    for text in texts:
-        words = split_words(text)
-        unknown = sorted({w for w in words if w not in WORD_IDS})
-        if unknown:
-            raise ValueError(f"unknown words {unknown} in {text!r}; the shapes world knows only: {' '.join(WORDS[2:])}")
-        if len(words) + 1 > max_len:
-            raise ValueError(f"{text!r} has {len(words)} words; at most {max_len - 1} fit (max_len={max_len} with <eos>)")
-        rows.append([WORD_IDS[w] for w in words] + [EOS] + [PAD] * (max_len - len(words) - 1))
-    return torch.tensor(rows, dtype=torch.long).view(len(texts), max_len)  # (B, max_len)
+    too_long = [t for t in texts if len(split_words(t)) >= max_len]
+    if too_long:
+        raise ValueError(f"{too_long[0]!r} has {len(split_words(too_long[0]))} words; "
+                         f"at most {max_len - 1} fit (max_len={max_len} with <eos>)")
+    return CAPTIONS.encode_batch(texts, add_bos=False, add_eos=True, length=max_len)[0]  # (B, max_len)
 
 
 @dataclass
@@ -157,11 +143,11 @@ class TextEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids[:, : int((ids != PAD).sum(dim=1).max())]  # drop columns that are padding in every row: same result, less work
+        ids = ids[:, : int((ids != CAPTIONS.pad_id).sum(dim=1).max())]  # drop columns that are padding in every row: same result, less work
         x = self.embed(ids) + self.pos_embed[:, : ids.shape[1]]  # (B, L, D)
         for block in self.blocks:
             x = block(x)
-        eos = (ids == EOS).int().argmax(dim=1)  # (B,) position of <eos>
+        eos = (ids == CAPTIONS.eos_id).int().argmax(dim=1)  # (B,) position of <eos>
         return self.norm(x[torch.arange(len(ids)), eos])  # (B, D)
 
 
@@ -407,93 +393,3 @@ def tune_text(
         bar.set_postfix(loss=f"{loss.item():.3f}")
     history["seconds"] = time.perf_counter() - start
     return model.eval(), history
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def _embed_images(model: ContrastiveModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    images = images.float() / 255 if images.dtype == torch.uint8 else images
-    return torch.cat([model.encode_images(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-
-
-@torch.no_grad()
-def retrieval_accuracy(model: ContrastiveModel, images: torch.Tensor, ids: torch.Tensor) -> float:
-    """Image -> text top-1: how often an image's own caption scores highest among all N captions."""
-    similarity = _embed_images(model, images) @ model.encode_texts(ids).T  # (N, N)
-    return (similarity.argmax(dim=1) == torch.arange(len(ids))).float().mean().item()
-
-
-@torch.no_grad()
-def zero_shot_predict(model: ContrastiveModel, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-    """Index of the best-matching prompt for each image: (N,) long."""
-    text = model.encode_texts(encode_texts(prompts, model.config.text.max_len))  # (K, E)
-    return (_embed_images(model, images) @ text.T).argmax(dim=1)
-
-
-def largest_object_prompts(template: str = "a large {colour} {shape}") -> tuple[list[str], list[tuple[str, str]]]:
-    """One prompt per (colour, shape) class, and the classes in the same order."""
-    classes = [(colour, shape) for colour in COLOURS for shape in SHAPES]
-    return [template.format(colour=c, shape=s) for c, s in classes], classes
-
-
-def zero_shot_largest(model: ContrastiveModel, dataset, template: str = "a large {colour} {shape}") -> dict:
-    """Zero-shot 'which colour-and-shape is the largest object?' on images with exactly one large object."""
-    keep = [i for i, objects in enumerate(dataset["objects"]) if sum(o["size"] == "large" for o in objects) == 1]
-    subset = dataset.select(keep)
-    prompts, classes = largest_object_prompts(template)
-    truth = torch.tensor([classes.index(next((o["colour"], o["shape"]) for o in objs if o["size"] == "large")) for objs in subset["objects"]])
-    predicted = zero_shot_predict(model, images_to_tensor(subset["image"]), prompts)
-    return {"accuracy": (predicted == truth).float().mean().item(), "n": len(keep), "predicted": predicted, "truth": truth}
-
-
-# ---------------------------------------------------------------- the cached encoder
-
-
-def models_dir() -> Path:
-    """Where pretrained encoders are cached: <runtime.cache_dir()>/models."""
-    return runtime.cache_dir() / "models"
-
-
-def recipe_path(recipe: PretrainConfig) -> Path:
-    """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
-    digest = settings_digest({"recipe": config_to_dict(recipe), "data_version": DATA_VERSION})  # redrawn data -> a new encoder
-    return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
-
-
-def tuned_path(recipe: PretrainConfig, tuning: TextTuningConfig) -> Path:
-    """The cache folder for `recipe`'s encoder after `tune_text(tuning)`: its folder name + -lit- + a hash of the tuning."""
-    digest = settings_digest({"tuning": config_to_dict(tuning), "version": TUNING_VERSION})  # relabelled captions -> a new tuning
-    return recipe_path(recipe).with_name(f"{recipe_path(recipe).name}-lit-{digest}")
-
-
-def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], ContrastiveModel]) -> ContrastiveModel:
-    """The model saved in `path`, or `build()`, saved there first."""
-    if (path / WEIGHTS).is_file() and (path / CONFIG).is_file():
-        return load_checkpoint(path, ContrastiveModel(config), config).eval()
-    model = build()
-    save_checkpoint(path, model, config)
-    return model
-
-
-def pretrained_model(
-    quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size, text_tuned: bool = False
-) -> ContrastiveModel:
-    """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached.
-
-    text_tuned: then tuned with `tune_text(default_text_tuning())`, the ViT unchanged (cached too).
-    """
-    recipe = default_recipe(quick, loss, image_size)
-    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, WorldConfig(image_size=image_size), progress=progress)))
-    model = _cached(recipe_path(recipe), recipe.model, lambda: train_contrastive(recipe, *pairs(), progress=progress)[0])
-    if not text_tuned:
-        return model
-    tuning = default_text_tuning(quick)
-    return _cached(tuned_path(recipe, tuning), recipe.model, lambda: tune_text(model, tuning, *pairs(), progress=progress)[0])
-
-
-def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size) -> ViT:
-    """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
-    vit = pretrained_model(quick, loss, progress, image_size).vit.eval()
-    return vit.requires_grad_(False)

@@ -52,8 +52,9 @@ from mobilevlm_mini.checkpoint import (
     save_trainer_state,
 )
 from mobilevlm_mini.config import StageConfig, TrainConfig
-from mobilevlm_mini.contrastive import default_recipe, pretrained_vit
+from mobilevlm_mini.contrastive import default_recipe
 from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, load_split
+from mobilevlm_mini.encoders import pretrained_vit
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.optim import OptimConfig, Optimizer
 from mobilevlm_mini.runtime import derive_seed, seed_everything

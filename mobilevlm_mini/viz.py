@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -81,24 +83,31 @@ def show_patch_heatmap(
     return ax
 
 
+def _pipeline_box(ax: plt.Axes, x: float, y: float, w: float, h: float, text: str, colour: str) -> None:
+    """A rounded box with centred text, for `draw_pipeline`."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="0.25"))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
+
+
+def _pipeline_arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float], label: str = "",
+                    lw: float = 1.6, color: str = "0.2", linestyle: str = "-") -> None:
+    """An arrow from `start` to `end`, its label (if any) above its middle, for `draw_pipeline`."""
+    ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", lw=lw, color=color, linestyle=linestyle))
+    if label:
+        ax.text((start[0] + end[0]) / 2, start[1] + 1.2, label, ha="center", va="bottom", fontsize=8, color="0.15")
+
+
 def draw_pipeline(
-    image_size: int = 336,
-    patch_size: int = 14,
-    vision_dim: int = 1024,
-    llm_dim: int = 2048,
-    reduction: int = 4,
-    vision: str = "CLIP ViT-L/14",
-    projector: str = "LDP",
-    llm: str = "MobileLLaMA 1.4B",
-    image: torch.Tensor | None = None,
-    ax: plt.Axes | None = None,
+    image_size: int = 336, patch_size: int = 14, vision_dim: int = 1024, llm_dim: int = 2048, reduction: int = 4,
+    vision: str = "CLIP ViT-L/14", projector: str = "LDP", llm: str = "MobileLLaMA 1.4B",
+    image: torch.Tensor | None = None, ax: plt.Axes | None = None,
 ) -> plt.Axes:
     """The whole VLM on one page: image -> patches -> ViT -> projector -> LLM -> answer, with token counts.
 
     The defaults are MobileVLM's real sizes; pass the course's small ones to draw the tiny model.
     """
-    from matplotlib.patches import FancyBboxPatch
-
     from mobilevlm_mini.patches import num_patches
 
     n_visual = num_patches(image_size, image_size, patch_size)  # N_v = H W / P^2
@@ -110,13 +119,7 @@ def draw_pipeline(
     ax.set(xlim=(0, 100), ylim=(0, 34))
     ax.axis("off")
 
-    def box(x: float, y: float, w: float, h: float, text: str, colour: str) -> None:
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="0.25"))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
-
-    def arrow(x0: float, x1: float, y: float, label: str) -> None:
-        ax.annotate("", xy=(x1, y), xytext=(x0, y), arrowprops=dict(arrowstyle="-|>", lw=1.6, color="0.2"))
-        ax.text((x0 + x1) / 2, y + 1.2, label, ha="center", va="bottom", fontsize=8, color="0.15")
+    box = functools.partial(_pipeline_box, ax)
 
     vision_c, proj_c, llm_c, out_c = "#cfe2f3", "#fce5cd", "#d9ead3", "#eeeeee"
     y, h, w = 17, 11, 9.5
@@ -143,13 +146,11 @@ def draw_pipeline(
         f"{n_kept} tokens\n× {llm_dim}",
         "next token",
     ]
-    for x0, x1, label in zip(xs[:-1], xs[1:], labels):
-        arrow(x0 + w + 0.5, x1 - 0.5, y + h / 2, label)
-    ax.annotate("", xy=(xs[4] + w / 2, y - 0.5), xytext=(xs[4] + w / 2, 8.5),
-                arrowprops=dict(arrowstyle="-|>", lw=1.6, color="0.2"))
+    for x0, x1, label in zip(xs[:-1], xs[1:], labels, strict=True):
+        _pipeline_arrow(ax, (x0 + w + 0.5, y + h / 2), (x1 - 0.5, y + h / 2), label)
+    _pipeline_arrow(ax, (xs[4] + w / 2, 8.5), (xs[4] + w / 2, y - 0.5))
     ax.text(xs[4] + w / 2 + 1, 12.5, f"text tokens × {llm_dim}", ha="left", va="center", fontsize=8, color="0.15")
-    ax.annotate("", xy=(xs[4] + w + 0.5, y + 1.5), xytext=(xs[5] - 0.5, y + 1.5),
-                arrowprops=dict(arrowstyle="-|>", lw=1.2, color="0.45", linestyle="--"))
+    _pipeline_arrow(ax, (xs[5] - 0.5, y + 1.5), (xs[4] + w + 0.5, y + 1.5), lw=1.2, color="0.45", linestyle="--")
     ax.set_title(
         f"{vision} → {projector} → {llm}: a {image_size}×{image_size} image becomes "
         f"{n_visual} visual tokens, the LLM reads {n_kept}",

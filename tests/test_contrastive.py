@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from mobilevlm_mini import contrastive as C
 from mobilevlm_mini import data
+from mobilevlm_mini import encoders as E
+from mobilevlm_mini import zero_shot as Z
 from mobilevlm_mini.data import SceneObject, generate_dataset
 from mobilevlm_mini.vision import ViT, ViTConfig
 
@@ -83,7 +85,7 @@ def test_loss_starting_values():
 def test_encode_texts():
     ids = C.encode_texts(["a red circle", "a small blue square in the centre"], max_len=10)
     assert ids.shape == (2, 10)
-    assert ids[0, 3] == C.EOS and (ids[0, 4:] == C.PAD).all()
+    assert ids[0, 3] == C.CAPTIONS.eos_id == 1 and (ids[0, 4:] == C.CAPTIONS.pad_id).all() and C.CAPTIONS.pad_id == 0
     assert [C.WORDS[i] for i in ids[0, :3]] == ["a", "red", "circle"]
     with pytest.raises(ValueError, match=r"unknown words \['hexagon', 'photo'\]"):
         C.encode_texts(["a photo of a hexagon"], 10)
@@ -121,15 +123,15 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 
-    monkeypatch.setattr(C, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
-    path = C.recipe_path(TINY_RECIPE)
+    monkeypatch.setattr(E, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    path = E.recipe_path(TINY_RECIPE)
     assert not path.exists()
-    built = C.pretrained_model(quick=True, progress=False)  # trains and caches
+    built = E.pretrained_model(quick=True, progress=False)  # trains and caches
     assert (path / "model.safetensors").is_file() and (path / "config.json").is_file()
-    loaded = C.pretrained_model(quick=True, progress=False)  # loads
+    loaded = E.pretrained_model(quick=True, progress=False)  # loads
     for a, b in zip(built.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
-    vit = C.pretrained_vit(quick=True, progress=False)
+    vit = E.pretrained_vit(quick=True, progress=False)
     assert isinstance(vit, ViT) and not vit.training and not any(p.requires_grad for p in vit.parameters())
     assert vit(images[:2].float() / 255, layer=-2).shape == (2, 9, 16)  # 48 px / 16 px patches: a 3 x 3 grid
 
@@ -171,9 +173,9 @@ def test_hard_negatives_only_add_columns():
 
 
 def test_recipes_never_share_a_cache_folder():
-    paths = {C.recipe_path(C.default_recipe(quick, loss)) for quick in (True, False) for loss in C.LOSSES}
+    paths = {E.recipe_path(C.default_recipe(quick, loss)) for quick in (True, False) for loss in C.LOSSES}
     assert len(paths) == 4
-    assert C.recipe_path(replace(TINY_RECIPE, steps=5)) != C.recipe_path(TINY_RECIPE)
+    assert E.recipe_path(replace(TINY_RECIPE, steps=5)) != E.recipe_path(TINY_RECIPE)
 
 
 def test_evaluation_helpers():
@@ -181,10 +183,10 @@ def test_evaluation_helpers():
     model = C.ContrastiveModel(TINY).eval()
     dataset = generate_dataset(16, seed=2)
     images, _ = C.prepare_pairs(dataset)
-    assert 0.0 <= C.retrieval_accuracy(model, images, C.encode_texts(dataset["caption"], 40)) <= 1.0
-    prompts, classes = C.largest_object_prompts()
+    assert 0.0 <= Z.retrieval_accuracy(model, images, C.encode_texts(dataset["caption"], 40)) <= 1.0
+    prompts, classes = Z.largest_object_prompts()
     assert len(prompts) == len(classes) == 30 and prompts[0] == "a large red circle"
-    result = C.zero_shot_largest(model, dataset)
+    result = Z.zero_shot_largest(model, dataset)
     assert result["n"] == len(result["truth"]) <= 16 and 0.0 <= result["accuracy"] <= 1.0
 
 
@@ -220,14 +222,14 @@ def test_text_tuning_locks_the_vit_and_caches_beside_the_encoder(monkeypatch):
         if not name.startswith("loss."):  # the pretraining loss's temperature is not used here
             assert torch.equal(a, b) == name.startswith("vit."), name  # the ViT alone is unchanged
 
-    monkeypatch.setattr(C, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
-    monkeypatch.setattr(C, "default_text_tuning", lambda quick: tuning)
-    built = C.pretrained_model(quick=True, progress=False, text_tuned=True)  # trains the encoder, then tunes its text side
-    path = C.tuned_path(TINY_RECIPE, tuning)
-    assert path.parent == C.recipe_path(TINY_RECIPE).parent and (path / "model.safetensors").is_file()
-    assert path.name.startswith(C.recipe_path(TINY_RECIPE).name + "-lit-")
-    loaded = C.pretrained_model(quick=True, progress=False, text_tuned=True)
-    plain = C.pretrained_model(quick=True, progress=False)
+    monkeypatch.setattr(E, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    monkeypatch.setattr(E, "default_text_tuning", lambda quick: tuning)
+    built = E.pretrained_model(quick=True, progress=False, text_tuned=True)  # trains the encoder, then tunes its text side
+    path = E.tuned_path(TINY_RECIPE, tuning)
+    assert path.parent == E.recipe_path(TINY_RECIPE).parent and (path / "model.safetensors").is_file()
+    assert path.name.startswith(E.recipe_path(TINY_RECIPE).name + "-lit-")
+    loaded = E.pretrained_model(quick=True, progress=False, text_tuned=True)
+    plain = E.pretrained_model(quick=True, progress=False)
     for (name, a), b, c in zip(built.state_dict().items(), loaded.state_dict().values(), plain.state_dict().values()):
         assert torch.equal(a, b), name
         if not name.startswith("loss."):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mobilevlm_mini.data import shapes_tokenizer
-from mobilevlm_mini.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
+from mobilevlm_mini.tokenizer import CAPTION_SPECIALS, SPECIAL_TOKENS, Tokenizer, split_words
 
 WORDS = ["a", "red", "blue", "circle", "square", "is", "there", "what", "colour", "the", "yes", "no", "and"]
 
@@ -105,3 +105,19 @@ def test_default_covers_the_shapes_world_vocabulary():
 def test_ids_round_trip_through_text(tok):
     ids = torch.randint(len(SPECIAL_TOKENS), tok.vocab_size, (200,), generator=torch.Generator().manual_seed(0)).tolist()
     assert tok.encode(tok.decode(ids), add_bos=False) == ids
+
+
+def test_caption_vocabulary_shares_the_class_with_its_own_specials(tmp_path):
+    captions = Tokenizer.from_words(["a", "red", "circle"], specials=CAPTION_SPECIALS, punctuation=())
+    assert captions.tokens == ["<pad>", "<eos>", "a", "red", "circle"]
+    assert (captions.pad_id, captions.eos_id, captions.bos_id, captions.image_id) == (0, 1, None, None)
+    ids, mask = captions.encode_batch(["a red circle", "a circle"], add_bos=False, add_eos=True, length=6)
+    assert ids.tolist() == [[2, 3, 4, 1, 0, 0], [2, 4, 1, 0, 0, 0]] and mask.sum().item() == 7
+    assert captions.decode(ids[0]) == "a red circle"
+    with pytest.raises(ValueError, match=r"asked to add \['<bos>'\], which this vocabulary lacks"):
+        captions.encode("a red circle")
+    with pytest.raises(ValueError, match="does not fit length=3"):
+        captions.encode_batch(["a red circle"], add_bos=False, add_eos=True, length=3)
+    captions.save(tmp_path / "captions.json")
+    loaded = Tokenizer.load(tmp_path / "captions.json")
+    assert loaded.tokens == captions.tokens and loaded.specials == CAPTION_SPECIALS

@@ -16,15 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from mobilevlm_mini.checkpoint import config_to_dict
-from mobilevlm_mini.contrastive import (
-    default_recipe,
-    encode_texts,
-    prepare_pairs,
-    retrieval_accuracy,
-    train_contrastive,
-    zero_shot_largest,
-)
+from mobilevlm_mini.contrastive import default_recipe, encode_texts, prepare_pairs, train_contrastive
 from mobilevlm_mini.data import WorldConfig, images_to_tensor, load_split
+from mobilevlm_mini.zero_shot import retrieval_accuracy, zero_shot_largest
 
 ROOT = Path(__file__).resolve().parent.parent
 
