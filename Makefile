@@ -22,7 +22,7 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 # Jupyter refuses to start as root (containers, CI) unless told it is intended.
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab lint test test-unit test-notebooks notebooks wheelhouse clean
+.PHONY: setup lab lint test test-unit test-notebooks notebooks warm wheelhouse clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ test-unit: setup
 
 test-notebooks: setup
 	MOBILEVLM_MINI_QUICK=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(NOTEBOOKS)
+
+# Build every cached piece the lessons read (data splits, encoders, the trained tiny VLM) once, before a class.
+warm: setup
+	$(BIN)/python -m mobilevlm_mini warm
 
 # Re-run every notebook in full mode and save the outputs in place (what learners read on the web).
 notebooks: setup

@@ -6,10 +6,10 @@ first lesson that needs it and read by every later one. The log of what each les
 nothing is built twice. Lessons that built something are then run again with the cache warm.
 
 Writes assets/measured/lesson_times.json (with the machine: CPU, cores, torch, `doctor`'s compute
-figure) and, with --apply, the run-time sentence of each lesson's first cell and the README's table.
+figure), then the run-time sentence of each lesson's first cell and the README's table from it.
 Usage: python tools/lesson_times.py [--save] [--apply] [--cache DIR] [NOTEBOOK...]
   --save   keep the executed notebooks' outputs (the full-mode run learners read); default: run copies
-  --apply  only rewrite the lessons' first cells and the README from the existing results file
+  --apply  only rewrite the lessons' first cells and the README from the existing results file (no runs)
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from run_notebooks import run  # noqa: E402  (a sibling script, not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "measured" / "lesson_times.json"
-RUN_TIME = re.compile(r"\*\*Runs in:\*\*[^\n]*")  # the sentence --apply rewrites in each lesson's first cell
-README_ROW = re.compile(r"^\| (\d\d) \| (.*) \| ([^|]*) \| ([^|]*) \|$", re.M)
+# What --apply rewrites in each lesson's first cell: the run-time part of its "**Time:**" paragraph.
+RUN_TIME = re.compile(r"(\*\*Time:\*\* about \d+ minutes to study; ).*?(?=\n\n|\Z)", re.S)
+README_ROW = re.compile(r"^\| (\d\d) \| .*\|$", re.M)  # a lesson's row; its 6th cell is "runs in"
+RUNS_IN = 5
 
 
 def cache_entries(cache: Path) -> set[str]:
@@ -110,12 +112,12 @@ def sentence(results: dict, lesson: str) -> str:
     """The lesson's run-time sentence, from the results file."""
     row = next(r for r in results["cold_in_order"] if r["lesson"] == lesson)
     gflops = results["machine"]["doctor_gflops"]
-    text = f"**Runs in:** {_minutes(results['warm_seconds'][lesson])} with warm caches"
+    text = f"Run All takes {_minutes(results['warm_seconds'][lesson])} with warm caches (`make warm`)"
     if row["built"]:
-        text += f", {_minutes(row['seconds'])} the first time (it builds {len(row['built'])} cached piece(s))"
-    return text + (f", measured on a {results['machine']['cores']}-core CPU whose `doctor` compute figure is"
-                   f" {gflops:.0f} GFLOP/s (`tools/lesson_times.py`; scale by yours)."
-                   )
+        pieces = f"{len(row['built'])} cached piece" + "s" * (len(row["built"]) > 1)
+        text += f", {_minutes(row['seconds'])} the first time in course order, when it builds {pieces}"
+    return text + (f"; measured on a {results['machine']['cores']}-core CPU whose `doctor` compute figure is"
+                   f" {gflops:.0f} GFLOP/s (`assets/measured/lesson_times.json`; scale by yours).")
 
 
 def apply(results: dict, lessons: list[Path]) -> None:
@@ -127,21 +129,26 @@ def apply(results: dict, lessons: list[Path]) -> None:
         nb = nbformat.read(path, as_version=4)
         first = nb.cells[0]
         new = sentence(results, lesson)
-        if RUN_TIME.search(first.source):
-            first.source = RUN_TIME.sub(lambda _: new, first.source)
-        else:
-            first.source = first.source.rstrip("\n") + "\n\n" + new
+        if not RUN_TIME.search(first.source):
+            raise SystemExit(f"{path.name}: its first cell has no '**Time:** about N minutes to study; ...' paragraph")
+        first.source = RUN_TIME.sub(lambda match: match.group(1) + new, first.source)
         nbformat.write(nb, path)
     readme = ROOT / "README.md"
     text = readme.read_text()
 
     def row(match: re.Match) -> str:
+        cells = match.group(0)[2:-2].split(" | ")
         lesson = match.group(1)
-        seconds = results["warm_seconds"].get(lesson)
-        return match.group(0) if seconds is None else f"| {lesson} | {match.group(2)} | {match.group(3)} | {_minutes(seconds)} |"
+        if lesson in results["warm_seconds"]:
+            first = next(r for r in results["cold_in_order"] if r["lesson"] == lesson)
+            cells[RUNS_IN] = _minutes(results["warm_seconds"][lesson]) + (
+                f" (first time: {_minutes(first['seconds'])})" if first["built"] else "")
+        return "| " + " | ".join(cells) + " |"
 
     text = README_ROW.sub(row, text)
-    total = f"{results['total_cold_seconds'] / 60:.0f} minutes"
+    built = sum(r["seconds"] - results["warm_seconds"][r["lesson"]] for r in results["cold_in_order"] if r["built"])
+    total = (f"{_minutes(results['total_cold_seconds'])}, of which about {_minutes(built)} built the cached pieces "
+             f"(`make warm` builds them all ahead)")
     text = re.sub(r"(<!-- total-run -->).*?(<!-- /total-run -->)", lambda m: f"{m.group(1)}{total}{m.group(2)}", text)
     readme.write_text(text)
 
