@@ -44,7 +44,7 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check mobilevlm_mini tests tools
 
-test: test-unit test-notebooks
+test: lint test-unit test-notebooks
 
 test-unit: setup
 	MOBILEVLM_MINI_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/

@@ -57,9 +57,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = vlm_preset(args.preset, **overrides)
         stages = " + ".join(f"{name} {stage.steps} steps" for name, stage, _ in stage_plan(config))
-        print(f"preset {args.preset}: {config.model.projector} projector, {config.n_train} training images, {stages}, seed {config.seed}")
+        print(f"preset {args.preset}: {config.model.projector} projector, {config.n_train} training images, "
+              f"{stages}, seed {config.seed}")
         model, history = train(config, out=args.out, resume=args.resume)
-        cached = register_trained(args.out, args.preset)  # lessons 07-12 read it from the cache instead of training it again
+        # lessons 07-12 read it from the cache instead of training it again
+        cached = register_trained(args.out, args.preset)
     except (ValueError, OSError) as error:
         return _fail(error)
     print(f"cached as {cached.name}: lessons 07-12 and `bench` will use it")
@@ -91,7 +93,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data = prepare_split(model, args.split, args.n or config.n_test, config.encoder_quick)
     except (ValueError, OSError) as error:
         return _fail(error)
-    result = {"checkpoint": str(args.ckpt), "split": args.split, "images": len(data), **exact_match(predict(model, data, progress=True))}
+    result = {"checkpoint": str(args.ckpt), "split": args.split, "images": len(data),
+              **exact_match(predict(model, data, progress=True))}
     print(f"{args.ckpt} on the {args.split} split, {len(data)} images:")
     _print_scores(result)
     if args.json:
@@ -121,8 +124,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         return _fail(error)
     generator = torch.Generator().manual_seed(args.seed)
-    answer = model.answer(model.encode_images(image[None]), [args.question], temperature=args.temperature, generator=generator)[0]
-    print(f"read {args.image}: {width}x{height} {mode}, converted to RGB, centre-cropped and resized to {size}x{size} (the model's input size)")
+    answer = model.answer(model.encode_images(image[None]), [args.question], temperature=args.temperature,
+                          generator=generator)[0]
+    print(f"read {args.image}: {width}x{height} {mode}, converted to RGB, centre-cropped and resized to "
+          f"{size}x{size} (the model's input size)")
     print(f"Q: {args.question}")
     print(f"A: {answer}")
     return 0
@@ -153,7 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini", description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
+    parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini",
+                                     description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
     doctor.add_argument("--seconds", type=float, default=5.0, help="length of the compute benchmark (default 5)")
@@ -162,47 +168,65 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="folder to write (datasets.save_to_disk format)")
     data.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    data.add_argument("--size", type=int, default=48, help="image side in pixels (default 48, the size every lesson uses)")
+    data.add_argument("--size", type=int, default=48,
+                      help="image side in pixels (default 48, the size every lesson uses)")
     data.set_defaults(func=cmd_data)
-    train = commands.add_parser("train", help="train the tiny MobileVLM (stage 1 align, stage 2 instruct) and report test accuracy",
-                                description="Train the tiny MobileVLM from nothing (data and encoder included when not cached), "
-                                            "save a checkpoint folder, then report exact match on the test split.")
-    train.add_argument("--preset", default="tiny", help="training recipe: tiny (default, lesson 07) or quick (a few steps, for CI)")
-    train.add_argument("--out", required=True, help="checkpoint folder to write (model.safetensors, config.json, trainer_state.pt)")
-    train.add_argument("--resume", action="store_true", help="continue the run saved in --out (same preset and options)")
-    train.add_argument("--projector", help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")
+    train = commands.add_parser("train",
+                                help="train the tiny MobileVLM (stage 1 align, stage 2 instruct) "
+                                     "and report test accuracy",
+                                description="Train the tiny MobileVLM from nothing (data and encoder included when not "
+                                            "cached), save a checkpoint folder, then report exact match on the test "
+                                            "split.")
+    train.add_argument("--preset", default="tiny",
+                       help="training recipe: tiny (default, lesson 07) or quick (a few steps, for CI)")
+    train.add_argument("--out", required=True,
+                       help="checkpoint folder to write (model.safetensors, config.json, trainer_state.pt)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --out (same preset and options)")
+    train.add_argument("--projector",
+                       help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")
     train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
     train.set_defaults(func=cmd_train)
-    warm = commands.add_parser("warm", help="build every cached piece the lessons use (data, encoders, trained VLM), once")
+    warm = commands.add_parser("warm",
+                               help="build every cached piece the lessons use (data, encoders, trained VLM), once")
     warm.set_defaults(func=cmd_warm)
     evaluate = commands.add_parser("eval", help="exact match of a trained model on a split, per question type",
-                                   description="Ask every question of a split's images (one at a time, greedy) and score exact match.")
+                                   description="Ask every question of a split's images (one at a time, greedy) "
+                                               "and score exact match.")
     evaluate.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")
-    evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test", help="which split (default test)")
+    evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test",
+                          help="which split (default test)")
     evaluate.add_argument("--n", type=int, help="number of images (default: the checkpoint's n_test)")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.set_defaults(func=cmd_eval)
     ask = commands.add_parser("ask", help="ask a trained model a question about an image",
-                              description="Answer one question about any PNG or JPEG (converted to RGB, centre-cropped, resized).")
+                              description="Answer one question about any PNG or JPEG "
+                                          "(converted to RGB, centre-cropped, resized).")
     ask.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")
     ask.add_argument("--image", required=True, help="a PNG or JPEG file")
-    ask.add_argument("--question", required=True, help='e.g. "what colour is the circle?" (the shapes world\'s words only)')
+    ask.add_argument("--question", required=True,
+                     help='e.g. "what colour is the circle?" (the shapes world\'s words only)')
     ask.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; > 0 samples")
     ask.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     ask.set_defaults(func=cmd_ask)
     bench = commands.add_parser("bench", help="time and meter a trained model per precision and thread count",
-                                description="Time the vision encoder, projector, prefill and decode (median and spread over repeats) "
-                                            "for fp32, int8 and int4 at each thread count, with peak memory and energy per answer "
-                                            "(RAPL where readable, else a labelled estimate; codecarbon's figure beside it).")
-    bench.add_argument("--ckpt", help="checkpoint folder written by `train` (default: the cached model of --preset, trained first if missing)")
-    bench.add_argument("--preset", default="tiny", help="preset of the cached model when --ckpt is not given (default tiny)")
+                                description="Time the vision encoder, projector, prefill and decode (median and spread "
+                                            "over repeats) for fp32, int8 and int4 at each thread count, with peak "
+                                            "memory and energy per answer (RAPL where readable, else a labelled "
+                                            "estimate; codecarbon's figure beside it).")
+    bench.add_argument("--ckpt", help="checkpoint folder written by `train` "
+                                      "(default: the cached model of --preset, trained first if missing)")
+    bench.add_argument("--preset", default="tiny",
+                       help="preset of the cached model when --ckpt is not given (default tiny)")
     bench.add_argument("--json", help="also write every figure to this JSON file")
-    bench.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"], help="any of fp32 int8 int4 (default all)")
+    bench.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"],
+                       help="any of fp32 int8 int4 (default all)")
     bench.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to try (default 1 2)")
     bench.add_argument("--repeats", type=int, default=7, help="timed repeats of each stage (default 7)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs before them (default 2)")
     bench.add_argument("--new-tokens", type=int, default=16, help="tokens per timed decode run (default 16)")
-    bench.add_argument("--no-codecarbon", action="store_true", help="skip the codecarbon cross-check (saves a few seconds)")
+    bench.add_argument("--no-codecarbon", action="store_true",
+                       help="skip the codecarbon cross-check (saves a few seconds)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

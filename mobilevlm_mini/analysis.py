@@ -16,7 +16,8 @@ from mobilevlm_mini.projectors import Projector, build_projector
 
 
 def trainable_parameters(module: nn.Module) -> int:
-    """Number of trainable numbers in a module (requires_grad); `language.count_parameters(config)` counts from a config."""
+    """Number of trainable numbers in a module (requires_grad); `language.count_parameters(config)` counts from a
+    config."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 

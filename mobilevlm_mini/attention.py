@@ -36,7 +36,8 @@ def causal_mask(n_queries: int, n_keys: int | None = None, device: torch.device 
     """Bool (Nq, Nk) mask, True where query i may see key j: j <= i, with queries being the last Nq positions."""
     n_keys = n_queries if n_keys is None else n_keys
     if n_keys < n_queries:
-        raise ValueError(f"a causal mask needs at least as many keys as queries, got {n_keys} keys for {n_queries} queries")
+        raise ValueError(f"a causal mask needs at least as many keys as queries, "
+                         f"got {n_keys} keys for {n_queries} queries")
     return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril(diagonal=n_keys - n_queries)
 
 

@@ -52,16 +52,20 @@ class BenchConfig:
         if not self.threads or any(t < 1 for t in self.threads):
             raise ValueError(f"threads must be numbers >= 1, got {list(self.threads)}")
         if self.repeats < 1 or self.warmup < 0 or self.new_tokens < 1:
-            raise ValueError(f"need repeats >= 1, warmup >= 0, new_tokens >= 1; got {self.repeats}, {self.warmup}, {self.new_tokens}")
+            raise ValueError(f"need repeats >= 1, warmup >= 0, new_tokens >= 1; "
+                             f"got {self.repeats}, {self.warmup}, {self.new_tokens}")
 
 
-def at_precision(model: MobileVLM, precision: str, group_size: int = 32, skip: tuple[str, ...] = ("vit", "projector")) -> MobileVLM:
-    """The model itself for "fp32", or a copy with its Linear layers (except `skip`) in int8 per channel or int4 per group."""
+def at_precision(model: MobileVLM, precision: str, group_size: int = 32,
+                 skip: tuple[str, ...] = ("vit", "projector")) -> MobileVLM:
+    """The model itself for "fp32", or a copy with its Linear layers (except `skip`) in int8 per channel or int4 per
+    group."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
     if precision == "fp32":
         return model
-    return quantize_model(model, bits=8 if precision == "int8" else 4, group_size=None if precision == "int8" else group_size, skip=skip)
+    return quantize_model(model, bits=8 if precision == "int8" else 4,
+                          group_size=None if precision == "int8" else group_size, skip=skip)
 
 
 @contextmanager
@@ -90,7 +94,8 @@ def time_repeats(fn: Callable[[], object], warmup: int, repeats: int) -> list[fl
 def spread(values: list[float]) -> dict[str, float | int]:
     """Median, min, max, first and third quartile, and count of a list of measurements."""
     q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else (values[0],) * 3
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "q1": q1, "q3": q3, "n": len(values)}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "q1": q1, "q3": q3,
+            "n": len(values)}
 
 
 def peak_rss_mib() -> float:
@@ -100,17 +105,20 @@ def peak_rss_mib() -> float:
 
 
 def memory_bandwidth(megabytes: int = 256, repeats: int = 5, threads: int | None = None) -> dict[str, float]:
-    """Copy a large float32 tensor (dst.copy_(src)): GB/s counting bytes read + written, best and median of `repeats`."""
+    """Copy a large float32 tensor (dst.copy_(src)): GB/s counting bytes read + written, best and median of
+    `repeats`."""
     src = torch.ones(megabytes * 2**20 // 4)
     dst = torch.empty_like(src)
     with num_threads(threads or torch.get_num_threads()):
         times = time_repeats(lambda: dst.copy_(src), warmup=1, repeats=repeats)
     moved = 2 * src.numel() * src.element_size()
-    return {"bytes_moved": moved, "best_gb_s": moved / min(times) / 1e9, "median_gb_s": moved / statistics.median(times) / 1e9}
+    return {"bytes_moved": moved, "best_gb_s": moved / min(times) / 1e9,
+            "median_gb_s": moved / statistics.median(times) / 1e9}
 
 
 def bytes_per_token(llm: nn.Module, context: int) -> int:
-    """Least bytes one decode step reads: every weight of the LLM (one row of the embedding table) + the fp32 KV cache of `context` positions."""
+    """Least bytes one decode step reads: every weight of the LLM (one row of the embedding table) + the fp32 KV
+    cache of `context` positions."""
     table = llm.model.embed_tokens.weight
     weights = sum(t.numel() * t.element_size() for t in llm.state_dict().values())
     weights -= (table.shape[0] - 1) * table.shape[1] * table.element_size()
@@ -167,7 +175,8 @@ def bench_model(model: MobileVLM, image: torch.Tensor, question: str, config: Be
 
 
 def run_bench(model: MobileVLM, config: BenchConfig | None = None, progress: bool = False) -> dict:
-    """Every figure of `python -m mobilevlm_mini bench`, as JSON-ready data (see the module docstring); default BenchConfig()."""
+    """Every figure of `python -m mobilevlm_mini bench`, as JSON-ready data (see the module docstring); default
+    BenchConfig()."""
     from tqdm.auto import tqdm
 
     config = config or BenchConfig()
@@ -190,8 +199,8 @@ def run_bench(model: MobileVLM, config: BenchConfig | None = None, progress: boo
     report = {
         "settings": {**asdict(config), "question": question, "prompt_tokens": prompt_tokens,
                      "visual_tokens": model.num_visual_tokens, "batch_size": 1},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "python": platform.python_version()},
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch": torch.__version__, "python": platform.python_version()},
         "memory_bandwidth": memory_bandwidth(threads=max(config.threads)),
         "energy_method": energy_method(),
         "results": results,
@@ -202,8 +211,10 @@ def run_bench(model: MobileVLM, config: BenchConfig | None = None, progress: boo
     return report
 
 
-def codecarbon_check(model: MobileVLM, image: torch.Tensor, question: str, config: BenchConfig, seconds: float = 3.0) -> dict:
-    """Answer for about `seconds` (fp32, most threads) under codecarbon and our meter at once; joules per answer from each."""
+def codecarbon_check(model: MobileVLM, image: torch.Tensor, question: str, config: BenchConfig,
+                     seconds: float = 3.0) -> dict:
+    """Answer for about `seconds` (fp32, most threads) under codecarbon and our meter at once; joules per answer from
+    each."""
     answers = 0
 
     def work() -> None:
@@ -218,12 +229,13 @@ def codecarbon_check(model: MobileVLM, image: torch.Tensor, question: str, confi
         result = codecarbon_energy(work, config.country_iso_code)
     ours = result.pop("ours")
     return {
-        **result, "answers": answers, "cpu_j_per_answer": result["cpu_j"] / answers, "ram_j_per_answer": result["ram_j"] / answers,
+        **result, "answers": answers, "cpu_j_per_answer": result["cpu_j"] / answers,
+        "ram_j_per_answer": result["ram_j"] / answers,
         "ours_j_per_answer": ours.joules / answers, "ours_method": ours.method,
         "method_difference": (
-            "codecarbon models the CPU's power from its TDP table (or a generic constant) times this process's share of "
-            "the machine's CPU load, sampled over wall time, and adds a RAM power constant; ours is RAPL when readable, "
-            "else process CPU time x a per-core power"
+            "codecarbon models the CPU's power from its TDP table (or a generic constant) times this process's share "
+            "of the machine's CPU load, sampled over wall time, and adds a RAM power constant; ours is RAPL when "
+            "readable, else process CPU time x a per-core power"
         ),
     }
 
@@ -250,7 +262,9 @@ def format_report(report: dict) -> str:
     cc = report["codecarbon"]
     if cc is not None:
         lines.append(
-            f"codecarbon ({cc['country_iso_code']}): CPU {cc['cpu_j_per_answer']:.3f} J + RAM {cc['ram_j_per_answer']:.3f} J per answer "
-            f"beside ours {cc['ours_j_per_answer']:.3f} J per answer (fp32, {cc['answers']} answers); {cc['method_difference']}"
+            f"codecarbon ({cc['country_iso_code']}): CPU {cc['cpu_j_per_answer']:.3f} J "
+            f"+ RAM {cc['ram_j_per_answer']:.3f} J per answer "
+            f"beside ours {cc['ours_j_per_answer']:.3f} J per answer (fp32, {cc['answers']} answers); "
+            f"{cc['method_difference']}"
         )
     return "\n".join(lines)

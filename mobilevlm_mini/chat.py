@@ -27,7 +27,8 @@ def image_text(image_tokens: int) -> str:
 
 
 def prompt_text(question: str, question_first: bool = False, *, image_tokens: int) -> str:
-    """The single-turn prompt: '<image> ... <user> QUESTION <assistant>', or '<user> QUESTION <image> ... <assistant>'."""
+    """The single-turn prompt: '<image> ... <user> QUESTION <assistant>', or
+    '<user> QUESTION <image> ... <assistant>'."""
     image = image_text(image_tokens)
     return f"<user> {question} {image} <assistant>" if question_first else f"{image} <user> {question} <assistant>"
 
@@ -57,7 +58,8 @@ def encode_turns(
     """
     ids, labels = [], []
     for turn, (question, answer) in enumerate(turns):
-        text = prompt_text(question, question_first, image_tokens=image_tokens) if turn == 0 else f"<user> {question} <assistant>"
+        text = (prompt_text(question, question_first, image_tokens=image_tokens) if turn == 0
+                else f"<user> {question} <assistant>")
         prompt = tokenizer.encode(text, add_bos=turn == 0)
         reply = tokenizer.encode(answer, add_bos=False, add_eos=True)
         ids += prompt + reply
@@ -72,7 +74,8 @@ def encode_caption(tokenizer: Tokenizer, caption: str, *, image_tokens: int) -> 
     return prompt + text, [IGNORE] * len(prompt) + text
 
 
-def pad_pairs(tokenizer: Tokenizer, pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_pairs(tokenizer: Tokenizer,
+              pairs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad (ids, labels) pairs: input_ids, attention_mask, labels (IGNORE on padding), each (B, N)."""
     ids, mask = tokenizer.pad([i for i, _ in pairs])
     labels = torch.tensor([label + [IGNORE] * (ids.shape[1] - len(label)) for _, label in pairs], dtype=torch.long)

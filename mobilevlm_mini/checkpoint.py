@@ -101,7 +101,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, config: Any) -> Pat
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"no {path.name} in {path.parent}: expected a checkpoint folder written by save_checkpoint")
+        raise FileNotFoundError(f"no {path.name} in {path.parent}: "
+                                f"expected a checkpoint folder written by save_checkpoint")
     return path
 
 

@@ -35,7 +35,8 @@ class VLMConfig:
     projector_options: dict = field(default_factory=dict)  # e.g. {"num_queries": 16} for "resampler"
     vision_layer: int = -2  # penultimate block, as MobileVLM and LLaVA read CLIP
     visual_positions: bool = True  # add a learned 2-D position code to each visual token (needs a square token grid)
-    question_first: bool = True  # '<user> q <image> <assistant>': the visual tokens can attend to the question (lesson 07)
+    # '<user> q <image> <assistant>': the visual tokens can attend to the question (lesson 07)
+    question_first: bool = True
 
 
 @dataclass
@@ -46,7 +47,8 @@ class StageConfig:
     batch_size: int = 32
     lr: float = 1e-3
     warmup: int = 10
-    max_turns: int | None = None  # stage 2: questions per image in one sequence, drawn at random (None: its whole conversation)
+    # stage 2: questions per image in one sequence, drawn at random (None: its whole conversation)
+    max_turns: int | None = None
 
 
 @dataclass
@@ -63,7 +65,8 @@ class TrainConfig:
     align: StageConfig = field(default_factory=lambda: StageConfig(steps=700, batch_size=32, lr=2e-3))
     instruct: StageConfig = field(default_factory=lambda: StageConfig(steps=1000, batch_size=128, lr=3e-3, max_turns=1))
     align_llm: bool = True  # stage 1 trains the LLM too: ours starts untrained (MobileVLM's arrives pretrained)
-    instruct_projector: bool = False  # stage 2 trains the projector too, as MobileVLM does (at our lr 3e-3 it forgets shapes)
+    # stage 2 trains the projector too, as MobileVLM does (at our lr 3e-3 it forgets shapes)
+    instruct_projector: bool = False
     n_train: int = 5000  # training images (each with a caption and a whole conversation)
     n_val: int = 100  # validation images, checked every `eval_every` steps
     n_test: int = 1000  # test images, for the final report
@@ -88,7 +91,8 @@ VLM_PRESETS = {
 
 
 def vlm_preset(name: str = "tiny", **overrides) -> TrainConfig:
-    """A named training recipe ("tiny" or "quick"), with top-level fields overridden by keyword (projector="mlp", seed=1, ...).
+    """A named training recipe ("tiny" or "quick"), with top-level fields overridden by keyword
+    (projector="mlp", seed=1, ...).
 
     `projector` and `projector_options` go to the model config; every other keyword is a TrainConfig field.
     """
@@ -98,5 +102,6 @@ def vlm_preset(name: str = "tiny", **overrides) -> TrainConfig:
     model_keys = {key: overrides.pop(key) for key in ("projector", "projector_options") if key in overrides}
     unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
     if unknown:
-        raise ValueError(f"unknown fields {unknown} for preset {name!r}; expected projector, projector_options or one of {sorted(TrainConfig.__dataclass_fields__)}")
+        raise ValueError(f"unknown fields {unknown} for preset {name!r}; expected projector, projector_options "
+                         f"or one of {sorted(TrainConfig.__dataclass_fields__)}")
     return replace(base, model=replace(base.model, **model_keys), **overrides)

@@ -64,9 +64,11 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.
 
 
 def siglip_loss(
-    image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor, bias: torch.Tensor, matches: torch.Tensor | None = None
+    image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor, bias: torch.Tensor,
+    matches: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Sigmoid loss: -sum_ij log sigmoid(z_ij (exp(log_scale) cos_ij + bias)) / B, z = +1 where caption j is true of image i, else -1.
+    """Sigmoid loss: -sum_ij log sigmoid(z_ij (exp(log_scale) cos_ij + bias)) / B, z = +1 where caption j is true of
+    image i, else -1.
 
     image_emb (B, E); text_emb (B + K, E). By default the first B captions match the images and K more are
     negatives; `matches` (B, B + K) bool says instead which pairs match, when a caption can be true of several images.
@@ -74,7 +76,8 @@ def siglip_loss(
     image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
     logits = log_scale.exp() * image_emb @ text_emb.T + bias  # (B, B + K)
     if matches is None:
-        matches = torch.eye(len(logits), logits.shape[1], dtype=torch.bool, device=logits.device)  # image i <-> caption i
+        # image i <-> caption i
+        matches = torch.eye(len(logits), logits.shape[1], dtype=torch.bool, device=logits.device)
     signs = 2 * matches.to(logits.dtype) - 1  # +1 match, -1 no match
     return -F.logsigmoid(signs * logits).sum() / len(logits)
 
@@ -98,7 +101,8 @@ class SigLipLoss(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         self.bias = nn.Parameter(torch.tensor(-10.0))
 
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor, matches: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor,
+                matches: torch.Tensor | None = None) -> torch.Tensor:
         return siglip_loss(image_emb, text_emb, self.log_scale, self.bias, matches)
 
 
@@ -139,11 +143,13 @@ class TextEncoder(nn.Module):
         self.embed = nn.Embedding(config.vocab_size, config.dim)
         self.pos_embed = nn.Parameter(0.02 * torch.randn(1, config.max_len, config.dim))
         # causal: a word never sees the padding after <eos>, so no padding mask is needed
-        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, causal=True) for _ in range(config.depth))
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, causal=True)
+                                    for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids[:, : int((ids != CAPTIONS.pad_id).sum(dim=1).max())]  # drop columns that are padding in every row: same result, less work
+        # drop columns that are padding in every row: same result, less work
+        ids = ids[:, : int((ids != CAPTIONS.pad_id).sum(dim=1).max())]
         x = self.embed(ids) + self.pos_embed[:, : ids.shape[1]]  # (B, L, D)
         for block in self.blocks:
             x = block(x)
@@ -213,8 +219,10 @@ class PretrainConfig:
     seed: int = 0
 
 
-def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size) -> PretrainConfig:
-    """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images image_size px."""
+def default_recipe(quick: bool | None = None, loss: str = "clip",
+                   image_size: int = ViTConfig.image_size) -> PretrainConfig:
+    """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images
+    image_size px."""
     quick = runtime.quick() if quick is None else quick
     model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
     if quick:
@@ -228,7 +236,8 @@ def prepare_pairs(dataset) -> tuple[torch.Tensor, list[list[SceneObject]]]:
     return images, [[SceneObject(**o) for o in objects] for objects in dataset["objects"]]
 
 
-def sample_captions(scenes: list[list[SceneObject]], recipe: PretrainConfig, generator: torch.Generator) -> tuple[list[str], list[str]]:
+def sample_captions(scenes: list[list[SceneObject]], recipe: PretrainConfig,
+                    generator: torch.Generator) -> tuple[list[str], list[str]]:
     """Per scene, a true caption and a hard negative: the same caption with one object changed so it is false.
 
     The caption covers all objects or (with probability `partial`) a random subset, with or without
@@ -253,13 +262,15 @@ def _said(o: SceneObject, places: bool, **change) -> tuple:
     return (kept["shape"], kept["colour"], kept["size"]) + ((o.row, o.col) if places else ())
 
 
-def _falsify(subset: list[SceneObject], scene: list[SceneObject], places: bool, generator: torch.Generator) -> list[SceneObject]:
+def _falsify(subset: list[SceneObject], scene: list[SceneObject], places: bool,
+             generator: torch.Generator) -> list[SceneObject]:
     """Change one object's shape (half the time), size or colour so that the scene has no such object."""
     present = {_said(o, places) for o in scene}
     t = int(torch.randint(len(subset), (1,), generator=generator))
     u = float(torch.rand(1, generator=generator))
     options = {"shape": SHAPES, "size": SIZES, "colour": tuple(COLOURS)}
-    order = ["shape", "size", "colour"] if u < 0.5 else ["size", "colour", "shape"] if u < 0.75 else ["colour", "shape", "size"]
+    order = (["shape", "size", "colour"] if u < 0.5 else ["size", "colour", "shape"] if u < 0.75
+             else ["colour", "shape", "size"])
     for attribute in order:  # the first attribute whose change makes the caption false
         values = [v for v in options[attribute] if _said(subset[t], places, **{attribute: v}) not in present]
         if values:
@@ -302,7 +313,8 @@ def train_contrastive(
 
 def _optim(recipe: PretrainConfig | TextTuningConfig) -> OptimConfig:
     """AdamW with PyTorch's default betas, warm-up, then a cosine decay to 0; gradients clipped to norm 1."""
-    return OptimConfig(lr=recipe.lr, steps=recipe.steps, warmup=recipe.warmup, floor=0.0, weight_decay=recipe.weight_decay)
+    return OptimConfig(lr=recipe.lr, steps=recipe.steps, warmup=recipe.warmup, floor=0.0,
+                       weight_decay=recipe.weight_decay)
 
 
 # ---------------------------------------------------------------- locked-image text tuning (LiT)
@@ -313,9 +325,11 @@ TUNING_VERSION = 2  # bump when `tuning_captions` or `tune_text` change, so old 
 
 @dataclass
 class TextTuningConfig:
-    """Locked-image text tuning: the pretrained ViT frozen, the text tower and both projections trained on one-object captions."""
+    """Locked-image text tuning: the pretrained ViT frozen, the text tower and both projections trained on one-object
+    captions."""
 
-    whole_scene: float = 0.25  # probability that a caption describes the whole scene (as in pretraining) instead of one object
+    # probability that a caption describes the whole scene (as in pretraining) instead of one object
+    whole_scene: float = 0.25
     steps: int = 1000
     batch_size: int = 128
     lr: float = 3e-3
@@ -330,7 +344,8 @@ def default_text_tuning(quick: bool | None = None) -> TextTuningConfig:
     return TextTuningConfig(steps=20, batch_size=64, warmup=5) if quick else TextTuningConfig()
 
 
-def tuning_captions(scenes: list[list[SceneObject]], whole_scene: float, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
+def tuning_captions(scenes: list[list[SceneObject]], whole_scene: float,
+                    generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
     """Per scene a true caption and a hard negative of it: one object without its place ('a large red circle'),
     or with probability `whole_scene` the whole scene, with or without places.
 
@@ -364,9 +379,11 @@ def _claims(objects: list[SceneObject], places: bool) -> frozenset:
 
 
 def tune_text(
-    model: ContrastiveModel, tuning: TextTuningConfig, images: torch.Tensor, scenes: list[list[SceneObject]], progress: bool = True
+    model: ContrastiveModel, tuning: TextTuningConfig, images: torch.Tensor, scenes: list[list[SceneObject]],
+    progress: bool = True
 ) -> tuple[ContrastiveModel, dict]:
-    """LiT: a copy of `model` whose text tower and projections learn, its ViT locked, from `tuning_captions`; -> (model, history).
+    """LiT: a copy of `model` whose text tower and projections learn, its ViT locked, from `tuning_captions`;
+    -> (model, history).
 
     The loss is SigLIP's, with every (image, caption) pair labelled by whether the caption is true of
     the image. images: uint8 (N, 3, H, W) and scenes: their objects, as `prepare_pairs` gives them.
@@ -379,7 +396,8 @@ def tune_text(
     with torch.no_grad():  # the locked ViT sees each image once: (N, D) pooled tokens
         pooled = torch.cat([ViT.pool(model.vit(images[i : i + 500].float() / 255)) for i in range(0, len(images), 500)])
     loss_fn = SigLipLoss()
-    parameters = [*model.text.parameters(), *model.text_proj.parameters(), *model.image_proj.parameters(), *loss_fn.parameters()]
+    parameters = [*model.text.parameters(), *model.text_proj.parameters(), *model.image_proj.parameters(),
+                  *loss_fn.parameters()]
     optimizer = Optimizer(parameters, _optim(tuning))
     history, start = {"loss": []}, time.perf_counter()
     model.text.train()

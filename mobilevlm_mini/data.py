@@ -14,9 +14,10 @@ Public API
 - `make_example(seed, index, config)` -> one row as a dict.
 - `generate_dataset(n, seed, config, progress, workers)` -> `datasets.Dataset` (not cached; drawn in parallel).
 - `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test".
-- `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1] (`images_to_uint8`: the same as bytes); `text_corpus(dataset)` -> lines;
-  `scene_objects(row)` -> the row's objects as `SceneObject`s.
-- `vocabulary()`: every token the captions, questions and answers can contain; `shapes_tokenizer()`: a Tokenizer of them.
+- `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1] (`images_to_uint8`: the same as bytes);
+  `text_corpus(dataset)` -> lines; `scene_objects(row)` -> the row's objects as `SceneObject`s.
+- `vocabulary()`: every token the captions, questions and answers can contain; `shapes_tokenizer()`: a Tokenizer of
+  them.
 - `data_dir()`: where splits are cached (<runtime.cache_dir()>/data); `split_path(split, n, config)`: one
   split's folder.
 
@@ -86,7 +87,8 @@ class WorldConfig:
         for name in self.colours:
             _check_name(name, tuple(COLOURS), "colour")
         if not 1 <= self.min_objects <= self.max_objects:
-            raise ValueError(f"need 1 <= min_objects <= max_objects, got min_objects={self.min_objects}, max_objects={self.max_objects}")
+            raise ValueError(f"need 1 <= min_objects <= max_objects, "
+                             f"got min_objects={self.min_objects}, max_objects={self.max_objects}")
         capacity = min(GRID * GRID, len(self.shapes) * len(self.colours))
         if self.max_objects > capacity:
             raise ValueError(
@@ -115,7 +117,8 @@ class SceneObject:
         _check_name(self.colour, tuple(COLOURS), "colour")
         _check_name(self.size, SIZES, "size")
         if not (0 <= self.row < GRID and 0 <= self.col < GRID):
-            raise ValueError(f"cell ({self.row}, {self.col}) is outside the {GRID}x{GRID} grid; rows and cols go from 0 to {GRID - 1}")
+            raise ValueError(f"cell ({self.row}, {self.col}) is outside the {GRID}x{GRID} grid; "
+                             f"rows and cols go from 0 to {GRID - 1}")
 
     @property
     def position(self) -> str:
@@ -144,7 +147,7 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig = WorldConfig()) 
             row=int(cell) // GRID,
             col=int(cell) % GRID,
         )
-        for cell, kind in zip(cells, kinds)
+        for cell, kind in zip(cells, kinds, strict=True)
     ]
     return sorted(objects, key=lambda o: (o.row, o.col))  # reading order
 
@@ -173,7 +176,8 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return tint[None, None, :] + gradient[:, :, None]
 
 
-def draw_scene(objects: Iterable[SceneObject], config: WorldConfig = WorldConfig(), rng: np.random.Generator | None = None) -> np.ndarray:
+def draw_scene(objects: Iterable[SceneObject], config: WorldConfig = WorldConfig(),
+               rng: np.random.Generator | None = None) -> np.ndarray:
     """Draw the objects: (H, W, 3) uint8. Edges are anti-aliased by averaging supersample^2 sub-pixels."""
     rng = np.random.default_rng(0) if rng is None else rng
     size, s = config.image_size, config.supersample
@@ -221,7 +225,8 @@ def _ref(obj: SceneObject, objects: list[SceneObject]) -> str:
     return obj.shape if sum(o.shape == obj.shape for o in objects) == 1 else obj.name
 
 
-def conversation(objects: list[SceneObject], rng: np.random.Generator, config: WorldConfig = WorldConfig()) -> list[tuple[str, str, str]]:
+def conversation(objects: list[SceneObject], rng: np.random.Generator,
+                 config: WorldConfig = WorldConfig()) -> list[tuple[str, str, str]]:
     """One (question_type, question, answer) per type that this scene makes uniquely answerable."""
     pick = lambda items: items[int(rng.integers(len(items)))]  # noqa: E731
     turns = []
@@ -252,7 +257,8 @@ def conversation(objects: list[SceneObject], rng: np.random.Generator, config: W
         turns.append(("exists", f"is there {_a(pick(objects).name)}?", "yes"))
     else:  # a near miss: same colour or same shape as something in the scene, when possible
         other = pick(objects)
-        near = [f"{c} {s}" for c in config.colours for s in config.shapes if (c == other.colour or s == other.shape) and f"{c} {s}" not in present]
+        near = [f"{c} {s}" for c in config.colours for s in config.shapes
+                if (c == other.colour or s == other.shape) and f"{c} {s}" not in present]
         absent = [f"{c} {s}" for c in config.colours for s in config.shapes if f"{c} {s}" not in present]
         turns.append(("exists", f"is there {_a(pick(near or absent))}?", "no"))
 
@@ -266,7 +272,8 @@ def conversation(objects: list[SceneObject], rng: np.random.Generator, config: W
         turns.append(("small", f"what colour is the small {target.shape}?", target.colour))
 
     cells = {(o.row, o.col): o for o in objects}
-    pairs = [(o, d, cells[o.row + dr, o.col + dc]) for o in objects for d, (dr, dc) in DIRECTIONS.items() if (o.row + dr, o.col + dc) in cells]
+    pairs = [(o, d, cells[o.row + dr, o.col + dc]) for o in objects for d, (dr, dc) in DIRECTIONS.items()
+             if (o.row + dr, o.col + dc) in cells]
     if pairs:
         target, direction, neighbour = pairs[int(rng.integers(len(pairs)))]
         turns.append(("neighbour", f"what is {direction} the {_ref(target, objects)}?", neighbour.name))
@@ -321,7 +328,8 @@ def features():
     from datasets import Features, List, Value
     from datasets import Image as ImageFeature
 
-    obj = {"shape": Value("string"), "colour": Value("string"), "size": Value("string"), "row": Value("int8"), "col": Value("int8")}
+    obj = {"shape": Value("string"), "colour": Value("string"), "size": Value("string"), "row": Value("int8"),
+           "col": Value("int8")}
     return Features({
         "image": ImageFeature(),
         "caption": Value("string"),
@@ -337,7 +345,8 @@ def _draw_examples(seed: int, start: int, stop: int, config: WorldConfig) -> lis
     return [make_example(seed, i, config) for i in range(start, stop)]
 
 
-def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(), progress: bool = False, workers: int | None = None):
+def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(), progress: bool = False,
+                     workers: int | None = None):
     """Draw n examples from `seed` into a `datasets.Dataset` (in memory; see `load_split` for the cache).
 
     workers: processes drawing at once (default: one per CPU core for 4,000 examples or more, else 1); every example
@@ -357,7 +366,8 @@ def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(),
     rows = []
     # "spawn": a fresh interpreter per worker, safe whatever threads the parent (a notebook kernel, torch) runs
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
-        drawn = pool.map(_draw_examples, *zip(*chunks)) if pool else (_draw_examples(*chunk) for chunk in chunks)
+        drawn = (pool.map(_draw_examples, *zip(*chunks, strict=True)) if pool
+                 else (_draw_examples(*chunk) for chunk in chunks))
         with tqdm(total=n, desc="drawing shapes", disable=not progress) as bar:
             for part in drawn:
                 rows += part
@@ -404,7 +414,8 @@ def scene_objects(row: dict) -> list[SceneObject]:
 def images_to_uint8(images: list) -> torch.Tensor:
     """PIL images or (H, W, 3) uint8 arrays -> (B, 3, H, W) uint8, 4x smaller than float pixels."""
     rgb = lambda image: image if image.mode == "RGB" else image.convert("RGB")  # noqa: E731  (a copy only when needed)
-    array = np.stack([np.asarray(rgb(image) if isinstance(image, Image.Image) else image) for image in images])  # (B, H, W, 3)
+    # (B, H, W, 3)
+    array = np.stack([np.asarray(rgb(image) if isinstance(image, Image.Image) else image) for image in images])
     return torch.from_numpy(array).permute(0, 3, 1, 2)  # (B, 3, H, W)
 
 
@@ -418,5 +429,5 @@ def text_corpus(dataset) -> list[str]:
     lines = []
     for row in dataset.select_columns(["caption", "questions", "answers"]):
         lines.append(row["caption"])
-        lines.extend(f"{q} {a}" for q, a in zip(row["questions"], row["answers"]))
+        lines.extend(f"{q} {a}" for q, a in zip(row["questions"], row["answers"], strict=False))
     return lines

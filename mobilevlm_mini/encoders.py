@@ -42,13 +42,16 @@ def models_dir() -> Path:
 
 def recipe_path(recipe: PretrainConfig) -> Path:
     """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
-    digest = settings_digest({"recipe": config_to_dict(recipe), "data_version": DATA_VERSION})  # redrawn data -> a new encoder
+    # redrawn data -> a new encoder
+    digest = settings_digest({"recipe": config_to_dict(recipe), "data_version": DATA_VERSION})
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
 
 def tuned_path(recipe: PretrainConfig, tuning: TextTuningConfig) -> Path:
-    """The cache folder for `recipe`'s encoder after `tune_text(tuning)`: its folder name + -lit- + a hash of the tuning."""
-    digest = settings_digest({"tuning": config_to_dict(tuning), "version": TUNING_VERSION})  # relabelled captions -> a new tuning
+    """The cache folder for `recipe`'s encoder after `tune_text(tuning)`: its folder name + -lit- + a hash of the
+    tuning."""
+    # relabelled captions -> a new tuning
+    digest = settings_digest({"tuning": config_to_dict(tuning), "version": TUNING_VERSION})
     return recipe_path(recipe).with_name(f"{recipe_path(recipe).name}-lit-{digest}")
 
 
@@ -62,22 +65,27 @@ def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], Contrasti
 
 
 def pretrained_model(
-    quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size, text_tuned: bool = False
+    quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size,
+    text_tuned: bool = False
 ) -> ContrastiveModel:
     """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached.
 
     text_tuned: then tuned with `tune_text(default_text_tuning())`, the ViT unchanged (cached too).
     """
     recipe = default_recipe(quick, loss, image_size)
-    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, WorldConfig(image_size=image_size), progress=progress)))
-    model = _cached(recipe_path(recipe), recipe.model, lambda: train_contrastive(recipe, *pairs(), progress=progress)[0])
+    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train,
+                                                             WorldConfig(image_size=image_size), progress=progress)))
+    model = _cached(recipe_path(recipe), recipe.model,
+                    lambda: train_contrastive(recipe, *pairs(), progress=progress)[0])
     if not text_tuned:
         return model
     tuning = default_text_tuning(quick)
-    return _cached(tuned_path(recipe, tuning), recipe.model, lambda: tune_text(model, tuning, *pairs(), progress=progress)[0])
+    return _cached(tuned_path(recipe, tuning), recipe.model,
+                   lambda: tune_text(model, tuning, *pairs(), progress=progress)[0])
 
 
-def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size) -> ViT:
+def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True,
+                   image_size: int = ViTConfig.image_size) -> ViT:
     """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
     vit = pretrained_model(quick, loss, progress, image_size).vit.eval()
     return vit.requires_grad_(False)

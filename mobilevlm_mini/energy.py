@@ -29,14 +29,16 @@ WATTS_PER_CORE = 5.0
 
 def estimate_method(watts_per_core: float = WATTS_PER_CORE) -> str:
     """The label every estimated figure carries."""
-    return f"estimate: process CPU time x {watts_per_core:g} W per busy core (RAPL not readable here; not a measurement)"
+    return (f"estimate: process CPU time x {watts_per_core:g} W per busy core "
+            f"(RAPL not readable here; not a measurement)")
 
 
 RAPL_METHOD = "rapl: CPU package energy counters (whole package, every process on it)"
 
 
 def rapl_zones(root: Path = POWERCAP) -> list[Path]:
-    """Top-level RAPL zones (one per CPU package) whose energy_uj this user can read; their subzones are parts of them."""
+    """Top-level RAPL zones (one per CPU package) whose energy_uj this user can read; their subzones are parts of
+    them."""
     zones = []
     for zone in sorted(root.glob("intel-rapl:*")):
         if re.fullmatch(r"intel-rapl:\d+", zone.name):
@@ -91,16 +93,18 @@ class EnergyMeter:
         seconds, cpu_seconds = time.perf_counter() - self.start_wall, time.process_time() - self.start_cpu
         if self.zones:
             joules = 0.0
-            for zone, start, end in zip(self.zones, self.start_uj, _read_uj(self.zones)):
+            for zone, start, end in zip(self.zones, self.start_uj, _read_uj(self.zones), strict=True):
                 if end < start:  # the counter wrapped around
                     end += int((zone / "max_energy_range_uj").read_text())
                 joules += (end - start) / 1e6
             self.reading = EnergyReading(joules, RAPL_METHOD, seconds, cpu_seconds)
         else:
-            self.reading = EnergyReading(cpu_seconds * self.watts_per_core, estimate_method(self.watts_per_core), seconds, cpu_seconds)
+            self.reading = EnergyReading(cpu_seconds * self.watts_per_core, estimate_method(self.watts_per_core),
+                                         seconds, cpu_seconds)
 
 
-def codecarbon_energy(work: Callable[[], object], country_iso_code: str = "FRA", measure_power_secs: float = 1.0) -> dict:
+def codecarbon_energy(work: Callable[[], object], country_iso_code: str = "FRA",
+                      measure_power_secs: float = 1.0) -> dict:
     """Run `work()` under codecarbon's OfflineEmissionsTracker (no network, no files, quiet) and return its figures.
 
     codecarbon's method: RAPL where readable; otherwise a power model, here its "CPU load" mode for this

@@ -75,7 +75,8 @@ def generate(
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     prompt = input_ids if input_ids is not None else inputs_embeds
     batch, length = prompt.shape[:2]
-    mask = torch.ones(batch, length, dtype=torch.long, device=prompt.device) if attention_mask is None else attention_mask
+    mask = (torch.ones(batch, length, dtype=torch.long, device=prompt.device) if attention_mask is None
+            else attention_mask)
     if (mask[:, 1:] < mask[:, :-1]).any():
         raise ValueError("generation needs left-padded prompts (padding before the text): use padding_side='left'")
     cache = KVCache() if use_cache else None

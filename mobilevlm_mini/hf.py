@@ -38,15 +38,24 @@ from mobilevlm_mini.tokenizer import SPECIAL_TOKENS
 # The two names are equal by design: the table says so once, and export / import go through it.
 LLAMA_NAME_TABLE: tuple[tuple[str, str, str, str], ...] = (
     ("model.embed_tokens.weight", "model.embed_tokens.weight", "(vocab, hidden)", "token embeddings"),
-    ("model.layers.{i}.input_layernorm.weight", "model.layers.{i}.input_layernorm.weight", "(hidden,)", "RMSNorm before attention"),
-    ("model.layers.{i}.self_attn.q_proj.weight", "model.layers.{i}.self_attn.q_proj.weight", "(heads * head_dim, hidden)", "queries"),
-    ("model.layers.{i}.self_attn.k_proj.weight", "model.layers.{i}.self_attn.k_proj.weight", "(kv_heads * head_dim, hidden)", "keys"),
-    ("model.layers.{i}.self_attn.v_proj.weight", "model.layers.{i}.self_attn.v_proj.weight", "(kv_heads * head_dim, hidden)", "values"),
-    ("model.layers.{i}.self_attn.o_proj.weight", "model.layers.{i}.self_attn.o_proj.weight", "(hidden, heads * head_dim)", "attention output"),
-    ("model.layers.{i}.post_attention_layernorm.weight", "model.layers.{i}.post_attention_layernorm.weight", "(hidden,)", "RMSNorm before the MLP"),
-    ("model.layers.{i}.mlp.gate_proj.weight", "model.layers.{i}.mlp.gate_proj.weight", "(intermediate, hidden)", "SwiGLU gate"),
-    ("model.layers.{i}.mlp.up_proj.weight", "model.layers.{i}.mlp.up_proj.weight", "(intermediate, hidden)", "SwiGLU up"),
-    ("model.layers.{i}.mlp.down_proj.weight", "model.layers.{i}.mlp.down_proj.weight", "(hidden, intermediate)", "SwiGLU down"),
+    ("model.layers.{i}.input_layernorm.weight", "model.layers.{i}.input_layernorm.weight",
+     "(hidden,)", "RMSNorm before attention"),
+    ("model.layers.{i}.self_attn.q_proj.weight", "model.layers.{i}.self_attn.q_proj.weight",
+     "(heads * head_dim, hidden)", "queries"),
+    ("model.layers.{i}.self_attn.k_proj.weight", "model.layers.{i}.self_attn.k_proj.weight",
+     "(kv_heads * head_dim, hidden)", "keys"),
+    ("model.layers.{i}.self_attn.v_proj.weight", "model.layers.{i}.self_attn.v_proj.weight",
+     "(kv_heads * head_dim, hidden)", "values"),
+    ("model.layers.{i}.self_attn.o_proj.weight", "model.layers.{i}.self_attn.o_proj.weight",
+     "(hidden, heads * head_dim)", "attention output"),
+    ("model.layers.{i}.post_attention_layernorm.weight", "model.layers.{i}.post_attention_layernorm.weight",
+     "(hidden,)", "RMSNorm before the MLP"),
+    ("model.layers.{i}.mlp.gate_proj.weight", "model.layers.{i}.mlp.gate_proj.weight",
+     "(intermediate, hidden)", "SwiGLU gate"),
+    ("model.layers.{i}.mlp.up_proj.weight", "model.layers.{i}.mlp.up_proj.weight",
+     "(intermediate, hidden)", "SwiGLU up"),
+    ("model.layers.{i}.mlp.down_proj.weight", "model.layers.{i}.mlp.down_proj.weight",
+     "(hidden, intermediate)", "SwiGLU down"),
     ("model.norm.weight", "model.norm.weight", "(hidden,)", "final RMSNorm"),
     ("lm_head.weight", "lm_head.weight", "(vocab, hidden)", "output head (not stored when tied to the embeddings)"),
 )
@@ -97,16 +106,19 @@ def export_llama(model: MobileLlama, directory: str | Path, dtype: torch.dtype =
 
 
 def config_from_hf(data: dict) -> MobileLlamaConfig:
-    """Our config from a Llama config.json dict (transformers 4 or 5 layout); a ValueError names what we cannot build."""
+    """Our config from a Llama config.json dict (transformers 4 or 5 layout); a ValueError names what we cannot
+    build."""
     if data.get("model_type") not in ("llama", "mobilevlm"):
         raise ValueError(
-            f"model_type {data.get('model_type')!r} is not a Llama; expected 'llama' (or 'mobilevlm', a Llama with a projector)"
+            f"model_type {data.get('model_type')!r} is not a Llama; "
+            f"expected 'llama' (or 'mobilevlm', a Llama with a projector)"
         )
     required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
     missing = [key for key in required if key not in data]
     if missing:
         raise ValueError(f"the config lacks {missing}; a Llama config.json has all of {list(required)}")
-    rope = data.get("rope_parameters") or data.get("rope_scaling") or {}  # transformers 5 keeps rope_theta in rope_parameters
+    # transformers 5 keeps rope_theta in rope_parameters
+    rope = data.get("rope_parameters") or data.get("rope_scaling") or {}
     fixed = {"hidden_act": "silu", "attention_bias": False, "mlp_bias": False}
     bad = {key: data[key] for key, wanted in fixed.items() if data.get(key, wanted) != wanted}
     if rope.get("rope_type", rope.get("type", "default")) != "default":
@@ -134,13 +146,15 @@ def import_llama(directory: str | Path) -> MobileLlama:
     directory = Path(directory)
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"no {name} in {directory}: expected a Llama checkpoint folder (config.json + model.safetensors)")
+            raise FileNotFoundError(f"no {name} in {directory}: "
+                                    f"expected a Llama checkpoint folder (config.json + model.safetensors)")
     config = config_from_hf(json.loads((directory / CONFIG).read_text()))
     tensors = load_file(directory / WEIGHTS)
     names = llama_names(config)
     missing = sorted(theirs for theirs in names.values() if theirs not in tensors)
     if missing:
-        raise ValueError(f"{directory / WEIGHTS} lacks {missing[:4]}{' ...' if len(missing) > 4 else ''} ({len(missing)} tensors)")
+        raise ValueError(f"{directory / WEIGHTS} lacks {missing[:4]}{' ...' if len(missing) > 4 else ''} "
+                         f"({len(missing)} tensors)")
     state = {ours: tensors[theirs] for ours, theirs in names.items()}
     if config.tie_word_embeddings:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
@@ -178,7 +192,8 @@ def skeleton(config: MobileLlamaConfig) -> MobileLlama:
 
 
 def weight_bytes(num_parameters: int, precision: str) -> int:
-    """Bytes the weights take at a precision of BITS_PER_WEIGHT (weights only: no quantization scales, KV cache or activations)."""
+    """Bytes the weights take at a precision of BITS_PER_WEIGHT (weights only: no quantization scales, KV cache or
+    activations)."""
     if precision not in BITS_PER_WEIGHT:
         raise ValueError(f"unknown precision {precision!r}; expected one of {list(BITS_PER_WEIGHT)}")
     return num_parameters * BITS_PER_WEIGHT[precision] // 8
@@ -189,7 +204,8 @@ def weight_bytes(num_parameters: int, precision: str) -> int:
 # Our projector's module -> the official module, under `model.mm_projector.` (.weight / .bias carried over).
 # ldpnet   = LDPNetProjector.model = LDPBlock: mlp = Sequential(Identity, Linear, GELU, Linear) and
 #            mb_block = Sequential(Identity, InvertedResidual(stride 1), InvertedResidual(stride 2)), where
-#            torchvision's InvertedResidual.block = [Conv2d + LayerNorm (+ Hardswish), SqueezeExcitation, Conv2d + LayerNorm].
+#            torchvision's InvertedResidual.block = [Conv2d + LayerNorm (+ Hardswish), SqueezeExcitation,
+#            Conv2d + LayerNorm].
 # ldpnetv2 = LDPNetV2Projector: mlp.mlp = Sequential(Linear, GELU, Linear), dwn = 2-D pooling (no weights),
 #            peg.peg = Sequential(depthwise Conv2d), added back to its input.
 _INVERTED_RESIDUAL = (
@@ -211,7 +227,8 @@ MM_PROJECTOR_PREFIX = "model.mm_projector."  # where MobileLlamaForCausalLM keep
 def mobilevlm_projector_names(projector: Projector) -> dict[str, str]:
     """Our parameter name -> its name in an official MobileVLM checkpoint, for every parameter of an ldp / ldpv2."""
     if projector.name not in MOBILEVLM_PROJECTOR_NAMES:
-        raise ValueError(f"MobileVLM has no {projector.name!r} projector; expected one of {sorted(MOBILEVLM_PROJECTOR_NAMES)}")
+        raise ValueError(f"MobileVLM has no {projector.name!r} projector; "
+                         f"expected one of {sorted(MOBILEVLM_PROJECTOR_NAMES)}")
     table = MOBILEVLM_PROJECTOR_NAMES[projector.name]
     names = {}
     for name in projector.state_dict():
@@ -223,11 +240,13 @@ def mobilevlm_projector_names(projector: Projector) -> dict[str, str]:
 
 
 def load_mobilevlm_projector(projector: Projector, state_dict: dict[str, torch.Tensor]) -> Projector:
-    """Load weights stored under official MobileVLM names (other keys, e.g. the LLM's, are ignored) into our projector."""
+    """Load weights stored under official MobileVLM names (other keys, e.g. the LLM's, are ignored) into our
+    projector."""
     names = mobilevlm_projector_names(projector)
     missing = sorted(theirs for theirs in names.values() if theirs not in state_dict)
     if missing:
         kind = MOBILEVLM_PROJECTOR_TYPES[projector.name]
-        raise ValueError(f"the state dict lacks {missing}; expected the `{MM_PROJECTOR_PREFIX}*` weights of a {kind} projector")
+        raise ValueError(f"the state dict lacks {missing}; "
+                         f"expected the `{MM_PROJECTOR_PREFIX}*` weights of a {kind} projector")
     projector.load_state_dict({ours: state_dict[theirs] for ours, theirs in names.items()})
     return projector

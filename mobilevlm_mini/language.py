@@ -35,7 +35,8 @@ class MobileLlamaConfig:
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by "
+                             f"num_attention_heads {self.num_attention_heads}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(
                 f"num_key_value_heads {self.num_key_value_heads} must divide num_attention_heads "
@@ -82,7 +83,8 @@ def count_parameters(config: MobileLlamaConfig) -> int:
 
 def kv_cache_bytes(config: MobileLlamaConfig, seq_len: int, batch_size: int = 1, bytes_per_value: int = 2) -> int:
     """Memory of the KV cache: keys and values for every layer, key/value head and position (fp16 by default)."""
-    return 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * seq_len * batch_size * bytes_per_value
+    return (2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * seq_len * batch_size
+            * bytes_per_value)
 
 
 class RMSNorm(nn.Module):
@@ -137,14 +139,16 @@ class SwiGLU(nn.Module):
 
 
 def take_rows(x: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
-    """x (B or 1, ..., N, ...) with dimension `dim` of length N -> (B, ..., Q, ...): the positions keep (B, Q) of each row."""
+    """x (B or 1, ..., N, ...) with dimension `dim` of length N -> (B, ..., Q, ...): the positions keep (B, Q) of each
+    row."""
     x = x.expand(len(keep), *x.shape[1:])
     index = keep.view(len(keep), *[1] * (dim - 1), keep.shape[1], *[1] * (x.ndim - dim - 1))
     return x.gather(dim, index.expand(*x.shape[:dim], keep.shape[1], *x.shape[dim + 1 :]))
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    """(B, H_kv, T, d) -> (B, H_kv * n_rep, T, d): key/value head j serves query heads j*n_rep ... j*n_rep + n_rep - 1."""
+    """(B, H_kv, T, d) -> (B, H_kv * n_rep, T, d): key/value head j serves query heads
+    j*n_rep ... j*n_rep + n_rep - 1."""
     return x if n_rep == 1 else repeat(x, "b h t d -> b (h r) t d", r=n_rep)
 
 
@@ -318,7 +322,8 @@ class MobileLlama(nn.Module):
             )
         if attention_mask is not None and tuple(attention_mask.shape) != (batch, past + n):
             raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)}, expected (batch, past + new tokens) = {(batch, past + n)}"
+                f"attention_mask has shape {tuple(attention_mask.shape)}, "
+                f"expected (batch, past + new tokens) = {(batch, past + n)}"
             )
         if position_ids is None:
             position_ids = (
@@ -340,5 +345,6 @@ class MobileLlama(nn.Module):
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    """Mean cross-entropy of predicting labels[:, t + 1] from logits[:, t]; labels equal to ignore_index do not count."""
+    """Mean cross-entropy of predicting labels[:, t + 1] from logits[:, t]; labels equal to ignore_index do not
+    count."""
     return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=ignore_index)

@@ -61,14 +61,17 @@ class MobileVLM(nn.Module):
         self.config = config
         self.tokenizer = tokenizer or shapes_tokenizer()
         if self.tokenizer.vocab_size != config.llm.vocab_size:
-            raise ValueError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but llm.vocab_size is {config.llm.vocab_size}")
+            raise ValueError(f"the tokenizer has {self.tokenizer.vocab_size} tokens "
+                             f"but llm.vocab_size is {config.llm.vocab_size}")
         if vit is not None and vit.config != config.vit:
             raise ValueError(f"the given ViT has config {vit.config}, expected {config.vit}")
         self.vit = (vit or ViT(config.vit)).eval().requires_grad_(False)  # frozen, as in MobileVLM
-        self.projector = build_projector(config.projector, config.vit.dim, config.llm.hidden_size, **config.projector_options)
+        self.projector = build_projector(config.projector, config.vit.dim, config.llm.hidden_size,
+                                         **config.projector_options)
         # where each visual token sits on the image grid: learned, started from the 2-D sin-cos table (see lesson 07)
         self.visual_positions = (
-            nn.Parameter(sincos_2d(*grid_shape(self.num_visual_tokens), config.llm.hidden_size)) if config.visual_positions else None
+            nn.Parameter(sincos_2d(*grid_shape(self.num_visual_tokens), config.llm.hidden_size))
+            if config.visual_positions else None
         )
         self.llm = MobileLlama(config.llm)
 
@@ -93,21 +96,25 @@ class MobileVLM(nn.Module):
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Pixels (B, 3, H, W) in [0, 1] -> the frozen ViT's patch tokens (B, N, D_vision), in chunks of batch_size."""
-        chunks = [self.vit(images[i : i + batch_size], layer=self.config.vision_layer) for i in range(0, len(images), batch_size)]
+        chunks = [self.vit(images[i : i + batch_size], layer=self.config.vision_layer)
+                  for i in range(0, len(images), batch_size)]
         return torch.cat(chunks)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
-        """ViT patch tokens (B, N, D_vision) -> visual tokens in the LLM's space (B, K, hidden), with their 2-D positions."""
+        """ViT patch tokens (B, N, D_vision) -> visual tokens in the LLM's space (B, K, hidden), with their 2-D
+        positions."""
         visual = self.projector(features)  # (B, K, hidden)
         return visual if self.visual_positions is None else visual + self.visual_positions
 
     def merge(self, input_ids: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """Token embeddings (B, N, hidden) with each row's K <image> placeholders overwritten by its visual tokens (B, K, hidden)."""
+        """Token embeddings (B, N, hidden) with each row's K <image> placeholders overwritten by its visual tokens
+        (B, K, hidden)."""
         is_image = input_ids == self.tokenizer.image_id  # (B, N)
         counts = is_image.sum(dim=1)
         if (counts != visual.shape[1]).any():
             raise ValueError(
-                f"every prompt needs one <image> placeholder per visual token ({visual.shape[1]}), got counts {counts.tolist()}; "
+                f"every prompt needs one <image> placeholder per visual token ({visual.shape[1]}), "
+                f"got counts {counts.tolist()}; "
                 "build prompts with chat.prompt_text(..., image_tokens=K) or model.prompts"
             )
         embeds = self.llm.embed(input_ids)  # (B, N, hidden)
@@ -129,7 +136,8 @@ class MobileVLM(nn.Module):
             return VLMOutput(logits, labels, None if labels is None else causal_lm_loss(logits, labels, IGNORE))
         predicting = labels[:, 1:] != IGNORE  # (B, N - 1): position t predicts token t + 1
         q = int(predicting.sum(dim=1).max())
-        keep = predicting.int().argsort(dim=1, descending=True, stable=True)[:, :q]  # (B, Q): those positions, in order, first
+        # (B, Q): those positions, in order, first
+        keep = predicting.int().argsort(dim=1, descending=True, stable=True)[:, :q]
         targets = labels[:, 1:].gather(1, keep)  # (B, Q), IGNORE where a row has fewer than Q
         logits = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, keep=keep)  # (B, Q, vocab)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
@@ -139,21 +147,25 @@ class MobileVLM(nn.Module):
         """Single-turn chat prompts with K = image_tokens (default: num_visual_tokens) placeholders, left-padded for
         generation: (input_ids, attention_mask), each (B, P)."""
         k = self.num_visual_tokens if image_tokens is None else image_tokens
-        texts = [prompt_text(check_question(q, self.tokenizer), self.config.question_first, image_tokens=k) for q in questions]
+        texts = [prompt_text(check_question(q, self.tokenizer), self.config.question_first, image_tokens=k)
+                 for q in questions]
         return self.tokenizer.pad([self.tokenizer.encode(text) for text in texts], padding_side="left")
 
     @torch.no_grad()
     def answer(
         self, features: torch.Tensor, questions: list[str], max_new_tokens: int = 4, temperature: float = 0.0,
-        top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None, use_cache: bool = True,
+        top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> list[str]:
-        """Answer one question per image (ViT features (B, N, D_vision)): greedy by default, sampled with temperature > 0."""
+        """Answer one question per image (ViT features (B, N, D_vision)): greedy by default, sampled with
+        temperature > 0."""
         if len(features) != len(questions):
             raise ValueError(f"got {len(features)} images but {len(questions)} questions; give one question per image")
         visual = self.project(features)  # (B, K, hidden)
         input_ids, attention_mask = self.prompts(questions, visual.shape[1])
         new = generate(
-            self.llm, inputs_embeds=self.merge(input_ids, visual), attention_mask=attention_mask, max_new_tokens=max_new_tokens, temperature=temperature,
+            self.llm, inputs_embeds=self.merge(input_ids, visual), attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens, temperature=temperature,
             top_k=top_k, top_p=top_p, eos_token_id=self.tokenizer.eos_id, pad_token_id=self.tokenizer.pad_id,
             use_cache=use_cache, generator=generator,
         )
@@ -161,13 +173,15 @@ class MobileVLM(nn.Module):
 
     @torch.no_grad()
     def image_attention(self, features: torch.Tensor, question: str, answer: str) -> torch.Tensor:
-        """How much the positions that predict the answer attend to each visual token: (K,), averaged over layers and heads.
+        """How much the positions that predict the answer attend to each visual token: (K,), averaged over layers and
+        heads.
 
         features: (1, N, D_vision) for one image. The rows used are the <assistant> token and every answer
         token but the last, i.e. the positions whose outputs are the answer's tokens.
         """
         turn = (check_question(question, self.tokenizer), answer)
-        ids, labels = encode_turns(self.tokenizer, [turn], self.config.question_first, image_tokens=self.num_visual_tokens)
+        ids, labels = encode_turns(self.tokenizer, [turn], self.config.question_first,
+                                   image_tokens=self.num_visual_tokens)
         ids, labels = torch.tensor([ids]), torch.tensor([labels])
         embeds = self.merge(ids, self.project(features))
         _, weights = self.llm(inputs_embeds=embeds, return_weights=True)

@@ -36,7 +36,8 @@ class OptimConfig:
 
 
 def lr_factor(step: int, warmup: int, steps: int, floor: float) -> float:
-    """Learning-rate multiplier at `step`: linear warm-up over `warmup` steps, then a cosine from 1 to `floor` at `steps`."""
+    """Learning-rate multiplier at `step`: linear warm-up over `warmup` steps, then a cosine from 1 to `floor` at
+    `steps`."""
     warm = min(1.0, (step + 1) / max(1, warmup))
     return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
 

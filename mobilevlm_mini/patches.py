@@ -31,12 +31,14 @@ def _check_divisible(height: int, width: int, patch_size: int) -> None:
         )
 
 
-def check_images(images: torch.Tensor, channels: int | None = None, size: int | None = None, floating: bool = False) -> None:
+def check_images(images: torch.Tensor, channels: int | None = None, size: int | None = None,
+                 floating: bool = False) -> None:
     """Raise a ValueError unless `images` is a (B, C, H, W) tensor; with `channels`, `size` (S x S pixels) and
     `floating` (float pixels in [0, 1]) given, also of those. The one image check of the ViT and the patch embedding."""
     expected = f"(B, {channels or 'C'}, {f'{size}, {size}' if size else 'H, W'})"
     if not isinstance(images, torch.Tensor):
-        raise ValueError(f"expected a float tensor {expected}, got {type(images).__name__}; convert PIL images with data.images_to_tensor")
+        raise ValueError(f"expected a float tensor {expected}, got {type(images).__name__}; "
+                         f"convert PIL images with data.images_to_tensor")
     if images.ndim != 4:
         raise ValueError(
             f"expected a batch of images shaped {expected}, got {images.ndim} dimensions "
@@ -45,9 +47,11 @@ def check_images(images: torch.Tensor, channels: int | None = None, size: int | 
     if floating and not images.is_floating_point():
         raise ValueError(f"expected float pixels in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
     if channels is not None and images.shape[1] != channels:
-        raise ValueError(f"expected {channels} colour channels (RGB), got {images.shape[1]}; convert the image to RGB first")
+        raise ValueError(f"expected {channels} colour channels (RGB), got {images.shape[1]}; "
+                         f"convert the image to RGB first")
     if size is not None and tuple(images.shape[-2:]) != (size, size):
-        raise ValueError(f"expected {size}x{size} images, got {images.shape[-2]}x{images.shape[-1]}; resize them to {size}x{size}")
+        raise ValueError(f"expected {size}x{size} images, got {images.shape[-2]}x{images.shape[-1]}; "
+                         f"resize them to {size}x{size}")
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -114,5 +118,6 @@ def grid_shape(num_tokens: int) -> tuple[int, int]:
     """The (h, w) side of a square token grid, with a clear error when N is not a square."""
     side = math.isqrt(num_tokens)
     if side * side != num_tokens:
-        raise ValueError(f"{num_tokens} tokens do not form a square grid; expected a square such as {side * side} or {(side + 1) ** 2}")
+        raise ValueError(f"{num_tokens} tokens do not form a square grid; "
+                         f"expected a square such as {side * side} or {(side + 1) ** 2}")
     return side, side

@@ -117,7 +117,8 @@ class SqueezeExcite(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV3 block without expansion: depthwise 3x3 -> LN -> Hardswish -> SE -> pointwise 1x1 -> LN (+ x if stride 1)."""
+    """MobileNetV3 block without expansion: depthwise 3x3 -> LN -> Hardswish -> SE -> pointwise 1x1 -> LN
+    (+ x if stride 1)."""
 
     def __init__(self, channels: int, stride: int):
         super().__init__()
@@ -135,7 +136,8 @@ class InvertedResidual(nn.Module):
 
 
 class LDP(Projector):
-    """MobileVLM's lightweight downsample projector: MLP, then inverted-residual blocks of stride 1 and 2: N_out = N / 4."""
+    """MobileVLM's lightweight downsample projector: MLP, then inverted-residual blocks of stride 1 and 2:
+    N_out = N / 4."""
 
     name = "ldp"
 
@@ -232,7 +234,8 @@ class Resampler(Projector):
     name = "resampler"
 
     def __init__(
-        self, vision_dim: int, llm_dim: int, num_queries: int = 16, num_heads: int = 4, mlp_ratio: float = 4.0, positions: bool = True
+        self, vision_dim: int, llm_dim: int, num_queries: int = 16, num_heads: int = 4, mlp_ratio: float = 4.0,
+        positions: bool = True
     ):
         super().__init__(vision_dim, llm_dim)
         if num_queries <= 0:

@@ -74,9 +74,11 @@ def to_blocks(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
 
 
 def pack_int4(values: torch.Tensor) -> torch.Tensor:
-    """Integers in [0, 15], (..., n) with n even -> uint8 (..., n/2): value 2i in the low nibble, 2i + 1 in the high one."""
+    """Integers in [0, 15], (..., n) with n even -> uint8 (..., n/2): value 2i in the low nibble, 2i + 1 in the high
+    one."""
     if values.shape[-1] % 2:
-        raise ValueError(f"packing two 4-bit values per byte needs an even last dimension, got shape {tuple(values.shape)}")
+        raise ValueError(f"packing two 4-bit values per byte needs an even last dimension, "
+                         f"got shape {tuple(values.shape)}")
     if values.numel() and not 0 <= int(values.min()) <= int(values.max()) <= 15:
         raise ValueError(f"4-bit values must lie in [0, 15], got {int(values.min())} to {int(values.max())}")
     values = values.to(torch.uint8)
@@ -89,7 +91,8 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
 
 
 def _float16_at_least(x: torch.Tensor) -> torch.Tensor:
-    """x as float16, rounded up where rounding to nearest went down; never 0 (a block of zeros gets the tiniest step)."""
+    """x as float16, rounded up where rounding to nearest went down; never 0 (a block of zeros gets the tiniest
+    step)."""
     x = x.clamp(min=2.0**-24)
     half = x.half()
     return torch.where(half.float() < x, torch.nextafter(half, torch.full_like(half, float("inf"))), half)
@@ -97,7 +100,8 @@ def _float16_at_least(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class QuantizedTensor:
-    """A weight stored as integers: data (int8, uint8, or packed uint8 for 4 bits), float16 scale and uint8 zero point per block."""
+    """A weight stored as integers: data (int8, uint8, or packed uint8 for 4 bits), float16 scale and uint8 zero point
+    per block."""
 
     data: torch.Tensor  # (n_blocks, block_size), or (n_blocks, block_size / 2) when 4-bit
     scale: torch.Tensor  # (n_blocks, 1) float16
@@ -127,7 +131,8 @@ class QuantizedTensor:
 def quantize(w: torch.Tensor, spec: QuantSpec) -> QuantizedTensor:
     """Quantize a float tensor (out, in) as `spec` says; the error of each weight is at most half its block's step."""
     if spec.bits == 4 and spec.granularity != "group" and to_blocks(w, spec).shape[1] % 2:
-        raise ValueError(f"4-bit packing needs an even number of weights per block, got a weight shaped {tuple(w.shape)}")
+        raise ValueError(f"4-bit packing needs an even number of weights per block, "
+                         f"got a weight shaped {tuple(w.shape)}")
     blocks = to_blocks(w.detach().float(), spec)  # (n_blocks, block_size)
     if spec.symmetric:
         scale = _float16_at_least(blocks.abs().amax(dim=1, keepdim=True) / spec.qmax)  # (n_blocks, 1)
@@ -146,7 +151,8 @@ def quantize(w: torch.Tensor, spec: QuantSpec) -> QuantizedTensor:
 
 
 class QuantLinear(nn.Module):
-    """An nn.Linear whose weight is kept as integers (buffers qweight, scale, zero_point) and dequantized in every forward."""
+    """An nn.Linear whose weight is kept as integers (buffers qweight, scale, zero_point) and dequantized in every
+    forward."""
 
     def __init__(self, linear: nn.Linear, spec: QuantSpec):
         super().__init__()
@@ -160,14 +166,16 @@ class QuantLinear(nn.Module):
     @property
     def quantized(self) -> QuantizedTensor:
         """The stored weight as a QuantizedTensor."""
-        return QuantizedTensor(self.qweight, self.scale, self.zero_point, (self.out_features, self.in_features), self.spec)
+        return QuantizedTensor(self.qweight, self.scale, self.zero_point, (self.out_features, self.in_features),
+                               self.spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.quantized.dequantize(), self.bias)  # (..., out_features)
 
     def extra_repr(self) -> str:
         kind = "symmetric" if self.spec.symmetric else "asymmetric"
-        block = f"groups of {self.spec.group_size}" if self.spec.granularity == "group" else f"per {self.spec.granularity}"
+        block = (f"groups of {self.spec.group_size}" if self.spec.granularity == "group"
+                 else f"per {self.spec.granularity}")
         return f"in_features={self.in_features}, out_features={self.out_features}, int{self.spec.bits} {kind}, {block}"
 
 
@@ -176,7 +184,8 @@ def _skipped(name: str, skip: tuple[str, ...]) -> bool:
 
 
 def quantize_model(
-    model: nn.Module, bits: int = 8, group_size: int | None = None, symmetric: bool = True, skip: tuple[str, ...] | list[str] = (),
+    model: nn.Module, bits: int = 8, group_size: int | None = None, symmetric: bool = True,
+    skip: tuple[str, ...] | list[str] = (),
 ) -> nn.Module:
     """A copy of `model` with every nn.Linear replaced by a QuantLinear; the original is left as it was.
 
@@ -187,7 +196,8 @@ def quantize_model(
     names = dict(model.named_modules())
     unknown = [s for s in skip if s not in names]
     if unknown:
-        raise ValueError(f"skip names {unknown} are not modules of this model; top-level modules: {[n for n in names if n and '.' not in n]}")
+        raise ValueError(f"skip names {unknown} are not modules of this model; "
+                         f"top-level modules: {[n for n in names if n and '.' not in n]}")
     spec = QuantSpec(bits, symmetric, "channel" if group_size is None else "group", group_size or QuantSpec.group_size)
     quantized = copy.deepcopy(model)
     for name, module in list(quantized.named_modules()):
@@ -212,4 +222,4 @@ def agreement(reference: list[str], other: list[str]) -> float:
     """Share of positions where two lists of answers are identical (e.g. a quantized model against fp32)."""
     if len(reference) != len(other) or not reference:
         raise ValueError(f"need two non-empty lists of the same length, got {len(reference)} and {len(other)} answers")
-    return sum(a == b for a, b in zip(reference, other)) / len(reference)
+    return sum(a == b for a, b in zip(reference, other, strict=True)) / len(reference)

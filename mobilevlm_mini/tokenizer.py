@@ -67,11 +67,13 @@ class Tokenizer:
         words = split_words(text)
         unknown = sorted({w for w in words if w not in self.ids})
         if unknown:
-            raise ValueError(f"unknown words {unknown} in {text!r}; the vocabulary holds {self.vocab_size} tokens, see tokenizer.tokens")
+            raise ValueError(f"unknown words {unknown} in {text!r}; "
+                             f"the vocabulary holds {self.vocab_size} tokens, see tokenizer.tokens")
         missing = [token for token, asked, i in (("<bos>", add_bos, self.bos_id), ("<eos>", add_eos, self.eos_id))
                    if asked and i is None]
         if missing:
-            raise ValueError(f"asked to add {missing}, which this vocabulary lacks (its special tokens: {list(self.specials)})")
+            raise ValueError(f"asked to add {missing}, which this vocabulary lacks "
+                             f"(its special tokens: {list(self.specials)})")
         return [self.bos_id] * add_bos + [self.ids[w] for w in words] + [self.eos_id] * add_eos
 
     def decode(self, ids: list[int] | torch.Tensor, skip_special: bool = True) -> str:
@@ -103,7 +105,8 @@ class Tokenizer:
             seq, fill = list(seq), length - len(seq)
             ids.append([self.pad_id] * fill + seq if padding_side == "left" else seq + [self.pad_id] * fill)
             mask.append([0] * fill + [1] * len(seq) if padding_side == "left" else [1] * len(seq) + [0] * fill)
-        return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)  # one tensor each: fast per training step
+        # one tensor each: fast per training step
+        return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
     def encode_batch(
         self, texts: list[str], add_bos: bool = True, add_eos: bool = False, padding_side: str = "right",

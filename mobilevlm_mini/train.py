@@ -64,8 +64,8 @@ LR_FLOOR = 0.1  # both stages (and video training) decay to 10% of their peak le
 
 
 def trained_parts(stage: str, config: TrainConfig) -> tuple[str, ...]:
-    """Which parts learn in a stage: stage 1 the projector (+ the LLM with align_llm), stage 2 the LLM (+ the projector with
-    instruct_projector); never the ViT."""
+    """Which parts learn in a stage: stage 1 the projector (+ the LLM with align_llm), stage 2 the LLM (+ the
+    projector with instruct_projector); never the ViT."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
     if stage == "align":
@@ -90,10 +90,12 @@ class PreparedSplit:
 
 
 def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size):
-    """The first n images (image_size px) of a split; the training split reuses the cached images the ViT was pretrained on."""
+    """The first n images (image_size px) of a split; the training split reuses the cached images the ViT was
+    pretrained on."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of images, got {n}")
-    drawn = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n  # a prefix of a split is a smaller split
+    # a prefix of a split is a smaller split
+    drawn = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n
     return load_split(split, drawn, WorldConfig(image_size=image_size), progress=False).select(range(n))
 
 
@@ -101,8 +103,11 @@ def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor 
     """Run the frozen ViT once over a shapes-world dataset's images (unless `features` are given) and keep its texts."""
     if features is None:
         features = model.encode_images(images_to_tensor(dataset["image"]))  # (n, N, D_vision)
-    conversations = [list(zip(t, q, a)) for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"])]
-    return PreparedSplit(features, list(dataset["caption"]), conversations, dataset)  # a list: a datasets Column reads Arrow per row
+    conversations = [list(zip(t, q, a, strict=False))
+                     for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"],
+                                        strict=True)]
+    # a list: a datasets Column reads Arrow per row
+    return PreparedSplit(features, list(dataset["caption"]), conversations, dataset)
 
 
 def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False) -> PreparedSplit:
@@ -130,7 +135,8 @@ def batch_rows(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
 
 
 def conversation_batch(
-    model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None, max_turns: int | None = None
+    model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None,
+    max_turns: int | None = None
 ):
     """Each row's conversation in one sequence: (input_ids, features, attention_mask, labels), as MobileVLM takes them.
 
@@ -141,16 +147,19 @@ def conversation_batch(
     pairs = []
     for row in rows.tolist():
         turns = data.conversations[row]
-        order = torch.randperm(len(turns), generator=generator).tolist() if generator is not None else list(range(len(turns)))
+        order = (torch.randperm(len(turns), generator=generator).tolist() if generator is not None
+                 else list(range(len(turns))))
         turns = [turns[i][1:] for i in order[:max_turns]]
-        pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first, image_tokens=model.num_visual_tokens))
+        pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first,
+                                  image_tokens=model.num_visual_tokens))
     ids, mask, labels = pad_pairs(model.tokenizer, pairs)
     return ids, data.features[rows], mask, labels
 
 
 def caption_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None):
     """'<bos> <image> x K caption <eos>' for each row: (input_ids, features, attention_mask, labels)."""
-    pairs = [encode_caption(model.tokenizer, data.captions[row], image_tokens=model.num_visual_tokens) for row in rows.tolist()]
+    pairs = [encode_caption(model.tokenizer, data.captions[row], image_tokens=model.num_visual_tokens)
+             for row in rows.tolist()]
     ids, mask, labels = pad_pairs(model.tokenizer, pairs)
     return ids, data.features[rows], mask, labels
 
@@ -207,13 +216,14 @@ def predict(model: MobileVLM, data: PreparedSplit, batch_size: int = 512, progre
         answers = model.answer(data.features[rows], [question for _, _, question, _ in chunk])
         records += [
             {"image": row, "type": kind, "question": question, "answer": truth, "predicted": predicted}
-            for (row, kind, question, truth), predicted in zip(chunk, answers)
+            for (row, kind, question, truth), predicted in zip(chunk, answers, strict=True)
         ]
     return records
 
 
 def exact_match(records: list[dict], group: str = "type", groups: tuple[str, ...] = QUESTION_TYPES) -> dict:
-    """Exact-match accuracy overall and per group (a question's type; a clip's event kind), with the number N of each."""
+    """Exact-match accuracy overall and per group (a question's type; a clip's event kind), with the number N of
+    each."""
     def score(rs: list[dict]) -> dict:
         return {"exact_match": sum(r["predicted"] == r["answer"] for r in rs) / max(1, len(rs)), "n": len(rs)}
 
@@ -228,7 +238,8 @@ def stage_options(name: str, stage: StageConfig) -> dict:
 
 @torch.no_grad()
 def validation_loss(model: MobileVLM, data: PreparedSplit, stage: str, batch_size: int = 64, **options) -> float:
-    """Mean loss over the split for this stage's kind of sequence (`options` as in training), turns in their natural order."""
+    """Mean loss over the split for this stage's kind of sequence (`options` as in training), turns in their natural
+    order."""
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(data), batch_size):
@@ -255,7 +266,8 @@ def load_trained(directory: str | Path) -> tuple[MobileVLM, TrainConfig]:
     """A trained model and its TrainConfig from a checkpoint folder (FileNotFoundError names a missing file)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"no checkpoint folder at {directory}; train one with `python -m mobilevlm_mini train --out {directory}`")
+        raise FileNotFoundError(f"no checkpoint folder at {directory}; "
+                                f"train one with `python -m mobilevlm_mini train --out {directory}`")
     config = load_config(directory, TrainConfig)
     model = MobileVLM(config.model)  # the weights file holds the ViT too: nothing to download or pretrain
     return load_checkpoint(directory, model, config).eval(), config
@@ -289,27 +301,31 @@ class Run:
 
 
 def resume_run(config: TrainConfig, out: Path) -> tuple[MobileVLM, dict]:
-    """The model and trainer state saved in `out` by a run of the same config (errors name what is missing or differs)."""
+    """The model and trainer state saved in `out` by a run of the same config (errors name what is missing or
+    differs)."""
     missing = [name for name in (WEIGHTS, CONFIG, TRAINER_STATE) if not (out / name).is_file()]
     if missing:
         raise FileNotFoundError(f"cannot resume from {out}: missing {', '.join(missing)}")
     model = load_checkpoint(out, MobileVLM(config.model), config)  # a ValueError names every field that differs
     state = load_trainer_state(out)
     if state["weights_sha256"] != _digest(out / WEIGHTS):
-        raise ValueError(f"{out / TRAINER_STATE} belongs to other weights than {out / WEIGHTS}; the folder was half-written")
+        raise ValueError(f"{out / TRAINER_STATE} belongs to other weights than {out / WEIGHTS}; "
+                         f"the folder was half-written")
     return model, state
 
 
 def stage_optim(stage: StageConfig, weight_decay: float, grad_clip: float, fused: bool | None = None) -> OptimConfig:
     """A VLM stage's optimizer: AdamW with betas (0.9, 0.98), warm-up, then a cosine down to LR_FLOOR of the peak."""
     return OptimConfig(
-        lr=stage.lr, steps=stage.steps, warmup=stage.warmup, floor=LR_FLOOR, weight_decay=weight_decay, betas=(0.9, 0.98),
-        grad_clip=grad_clip, fused=fused,
+        lr=stage.lr, steps=stage.steps, warmup=stage.warmup, floor=LR_FLOOR, weight_decay=weight_decay,
+        betas=(0.9, 0.98), grad_clip=grad_clip, fused=fused,
     )
 
 
-def train_step(model: MobileVLM, optimizer: Optimizer, name: str, stage: StageConfig, data: PreparedSplit, local: int, seed: int):
-    """One update on batch `local` of a stage: its rows and turn orders depend only on (seed, local); -> the VLMOutput."""
+def train_step(model: MobileVLM, optimizer: Optimizer, name: str, stage: StageConfig, data: PreparedSplit, local: int,
+               seed: int):
+    """One update on batch `local` of a stage: its rows and turn orders depend only on (seed, local); -> the
+    VLMOutput."""
     rows = batch_rows(len(data), stage.batch_size, local, seed)
     generator = torch.Generator().manual_seed(derive_seed(seed, local))
     model.train()
@@ -335,21 +351,25 @@ def checkpoint(run: Run, name: str, stage: StageConfig, optimizer: Optimizer) ->
 
 
 def train_stage(run: Run, name: str, stage: StageConfig, first: int, progress: bool = True) -> None:
-    """Train one stage from the run's current step up to its end (or the run's stop), validating every eval_every steps."""
+    """Train one stage from the run's current step up to its end (or the run's stop), validating every eval_every
+    steps."""
     from tqdm.auto import tqdm
 
     config, state = run.config, run.state
-    optimizer = Optimizer(set_trainable(run.model, name, config), stage_optim(stage, config.weight_decay, config.grad_clip, True))
+    optimizer = Optimizer(set_trainable(run.model, name, config),
+                          stage_optim(stage, config.weight_decay, config.grad_clip, True))
     if state["step"] > first:  # resuming inside this stage
         optimizer.load_state_dict(state)
     seed, end = config.seed * 10 + STAGES.index(name), min(first + stage.steps, run.stop)
     parts = ", ".join(trained_parts(name, config))
-    bar = tqdm(total=stage.steps, initial=state["step"] - first, desc=f"{name} ({parts})", disable=not progress, mininterval=1)
+    bar = tqdm(total=stage.steps, initial=state["step"] - first, desc=f"{name} ({parts})", disable=not progress,
+               mininterval=1)
     while run.state["step"] < end:
         output = train_step(run.model, optimizer, name, stage, run.data["train"], run.state["step"] - first, seed)
         run.state["step"] += 1
         loss, accuracy = output.loss.item(), output.accuracy()
-        for key, value in zip(("step", "stage", "loss", "accuracy", "lr"), (run.state["step"], name, loss, accuracy, optimizer.lr)):
+        for key, value in zip(("step", "stage", "loss", "accuracy", "lr"),
+                              (run.state["step"], name, loss, accuracy, optimizer.lr), strict=True):
             run.state["history"][key].append(value)
         bar.update()
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.2f}")

@@ -18,8 +18,8 @@ Public API
 - `uniform_frames(num_frames, n)`, `every_kth_frame(num_frames, k, start)`: which frame indices to keep.
 - `video_tokenizer()`, `video_vlm_config(strategy, ...)`, `FrameTokens`, `VideoVLM` (`project`, `num_video_tokens`).
 - `ClipFeatures`, `encode_clips(model, clips)`: the frozen ViT run once on each distinct frame.
-- `video_batch`, `random_uniform_frames`, `train_video(model, data, clips, stage)`, `predict_video(model, data, clips, times)`,
-  `video_accuracy(records)`.
+- `video_batch`, `random_uniform_frames`, `train_video(model, data, clips, stage)`,
+  `predict_video(model, data, clips, times)`, `video_accuracy(records)`.
 """
 
 from __future__ import annotations
@@ -74,12 +74,14 @@ class VideoConfig:
         if unknown or not self.kinds or len(set(self.kinds)) != len(self.kinds):
             raise ValueError(f"kinds must be distinct names from {', '.join(VIDEO_KINDS)}, got {list(self.kinds)}")
         if not 1 <= self.max_others <= 4:
-            raise ValueError(f"max_others must be from 1 to 4 static shapes (the grid has 9 cells), got {self.max_others}")
+            raise ValueError(f"max_others must be from 1 to 4 static shapes (the grid has 9 cells), "
+                             f"got {self.max_others}")
 
 
 @dataclass
 class Clip:
-    """A short video with one event: its two still states (2, H, W, 3) uint8, which state each of the T frames shows, one question."""
+    """A short video with one event: its two still states (2, H, W, 3) uint8, which state each of the T frames shows,
+    one question."""
 
     states: np.ndarray  # (2, H, W, 3): before and after the event
     timeline: np.ndarray  # (T,) 0 before change_at, 1 from it on
@@ -117,8 +119,10 @@ def _new_object(rng: np.random.Generator, cells: set, kinds: set, shapes: tuple[
     return SceneObject(shape, colour, SIZES[int(rng.integers(len(SIZES)))], row, col)
 
 
-def _event(kind: str, rng: np.random.Generator, max_others: int) -> tuple[list[SceneObject], list[SceneObject], str, str]:
-    """(objects before, objects after, question, answer). Both lists keep one order, so each object keeps its place jitter."""
+def _event(kind: str, rng: np.random.Generator,
+           max_others: int) -> tuple[list[SceneObject], list[SceneObject], str, str]:
+    """(objects before, objects after, question, answer). Both lists keep one order, so each object keeps its place
+    jitter."""
     cells, kinds = set(), set()  # taken before or after, so no two objects ever share a cell or a name
 
     def others(count: int, shapes: tuple[str, ...] = SHAPES) -> list[SceneObject]:
@@ -148,7 +152,8 @@ def _event(kind: str, rng: np.random.Generator, max_others: int) -> tuple[list[S
 
 
 def make_clip(seed: int, index: int, config: VideoConfig = VideoConfig()) -> Clip:
-    """Clip `index` of the set with base `seed`: one random event at a random frame (1..T-1), deterministic from (seed, index)."""
+    """Clip `index` of the set with base `seed`: one random event at a random frame (1..T-1), deterministic from
+    (seed, index)."""
     rng = np.random.default_rng([seed, index])
     kind = config.kinds[int(rng.integers(len(config.kinds)))]
     before, after, question, answer = _event(kind, rng, config.max_others)
@@ -225,7 +230,8 @@ class FrameTokens:
 
     def __post_init__(self):
         if self.tokens.ndim != 4 or tuple(self.times.shape) != tuple(self.tokens.shape[:2]):
-            raise ValueError(f"expected tokens (B, n, N, D_vision) and times (B, n), got {tuple(self.tokens.shape)} and {tuple(self.times.shape)}")
+            raise ValueError(f"expected tokens (B, n, N, D_vision) and times (B, n), "
+                             f"got {tuple(self.tokens.shape)} and {tuple(self.times.shape)}")
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -244,11 +250,13 @@ class VideoVLM(MobileVLM):
     (`num_visual_tokens` and `image_attention` keep their one-image meaning: K1, one frame's tokens.)
     """
 
-    def __init__(self, config: VLMConfig, vit=None, tokenizer: Tokenizer | None = None, num_frames: int = 8, feature_scale: float = 0.1):
+    def __init__(self, config: VLMConfig, vit=None, tokenizer: Tokenizer | None = None, num_frames: int = 8,
+                 feature_scale: float = 0.1):
         super().__init__(config, vit, tokenizer or video_tokenizer())
         self.strategy = "resampler" if config.projector == "resampler" else "concat"
         self.feature_scale = feature_scale  # concat: the ViT tokens are shrunk before the wide per-frame projector
-        width = config.vit.dim if self.strategy == "resampler" else config.llm.hidden_size  # where the time code is added
+        # where the time code is added
+        width = config.vit.dim if self.strategy == "resampler" else config.llm.hidden_size
         self.time_embed = nn.Parameter(torch.randn(num_frames, width))  # (T, width)
 
     def num_video_tokens(self, n_frames: int) -> int:
@@ -260,7 +268,8 @@ class VideoVLM(MobileVLM):
     def project(self, frames: FrameTokens) -> torch.Tensor:
         """Kept frames -> visual tokens (B, K, hidden), each frame marked with its time in the clip."""
         if not isinstance(frames, FrameTokens):
-            raise ValueError(f"VideoVLM reads FrameTokens (tokens (B, n, N, D_vision) and times (B, n)), got {type(frames).__name__}")
+            raise ValueError(f"VideoVLM reads FrameTokens (tokens (B, n, N, D_vision) and times (B, n)), "
+                             f"got {type(frames).__name__}")
         if int(frames.times.min()) < 0 or int(frames.times.max()) >= len(self.time_embed):
             raise ValueError(f"frame times must lie in 0..{len(self.time_embed) - 1}, got {frames.times.tolist()}")
         x, time = frames.tokens, self.time_embed[frames.times][:, :, None, :]  # (B, n, N, D_vision), (B, n, 1, width)
@@ -278,7 +287,8 @@ class VideoVLM(MobileVLM):
 
 @dataclass
 class ClipFeatures:
-    """The frozen ViT's tokens of every distinct frame (M, N, D_vision) and, per clip, which row each frame is (C, T)."""
+    """The frozen ViT's tokens of every distinct frame (M, N, D_vision) and, per clip, which row each frame is
+    (C, T)."""
 
     states: torch.Tensor
     index: torch.Tensor
@@ -293,16 +303,21 @@ def encode_clips(model: MobileVLM, clips: list[Clip], batch_size: int = 256) -> 
     """Run the frozen ViT once on each distinct frame of each clip (the frames of one state are identical)."""
     states = [state for clip in clips for state in clip.states]
     offsets = np.cumsum([0] + [len(clip.states) for clip in clips[:-1]])
-    index = torch.from_numpy(np.stack([offset + clip.timeline for offset, clip in zip(offsets, clips)]))  # (C, T)
+    # (C, T)
+    index = torch.from_numpy(np.stack([offset + clip.timeline
+                                       for offset, clip in zip(offsets, clips, strict=False)]))
     return ClipFeatures(model.encode_images(images_to_tensor(states), batch_size), index)
 
 
-def video_batch(model: VideoVLM, data: ClipFeatures, clips: list[Clip], rows: torch.Tensor, times: torch.Tensor | list[int]):
-    """Each clip's question and answer: (input_ids, FrameTokens of the kept frames, attention_mask, labels), as VideoVLM takes them."""
+def video_batch(model: VideoVLM, data: ClipFeatures, clips: list[Clip], rows: torch.Tensor,
+                times: torch.Tensor | list[int]):
+    """Each clip's question and answer: (input_ids, FrameTokens of the kept frames, attention_mask, labels), as
+    VideoVLM takes them."""
     frames = data.frames(rows, times)
     k = model.num_video_tokens(frames.times.shape[1])
     turns = [[(clips[row].question, clips[row].answer)] for row in rows.tolist()]
-    ids, mask, labels = pad_pairs(model.tokenizer, [encode_turns(model.tokenizer, t, model.config.question_first, image_tokens=k) for t in turns])
+    ids, mask, labels = pad_pairs(model.tokenizer, [encode_turns(model.tokenizer, t, model.config.question_first,
+                                                                 image_tokens=k) for t in turns])
     return ids, frames, mask, labels
 
 
@@ -312,8 +327,8 @@ def random_uniform_frames(num_frames: int, generator: torch.Generator) -> list[i
 
 
 def train_video(
-    model: VideoVLM, data: ClipFeatures, clips: list[Clip], stage: StageConfig, seed: int = 0, first_last_steps: int = 0,
-    weight_decay: float = 0.05, grad_clip: float = 1.0, progress: bool = True,
+    model: VideoVLM, data: ClipFeatures, clips: list[Clip], stage: StageConfig, seed: int = 0,
+    first_last_steps: int = 0, weight_decay: float = 0.05, grad_clip: float = 1.0, progress: bool = True,
 ) -> dict[str, list]:
     """Train everything but the ViT on the clips' questions; each step keeps a random number of evenly spread frames.
 
@@ -345,7 +360,8 @@ def train_video(
 
 
 @torch.no_grad()
-def predict_video(model: VideoVLM, data: ClipFeatures, clips: list[Clip], times: list[int], batch_size: int = 512) -> list[dict]:
+def predict_video(model: VideoVLM, data: ClipFeatures, clips: list[Clip], times: list[int],
+                  batch_size: int = 512) -> list[dict]:
     """Ask each clip's question (greedy), showing the model only the frames at `times`: one record per clip."""
     model.eval()
     records = []
@@ -353,15 +369,16 @@ def predict_video(model: VideoVLM, data: ClipFeatures, clips: list[Clip], times:
         rows = torch.arange(start, min(start + batch_size, len(clips)))
         answers = model.answer(data.frames(rows, times), [clips[row].question for row in rows.tolist()])
         records += [
-            {"kind": clips[row].kind, "question": clips[row].question, "answer": clips[row].answer, "predicted": predicted,
-             "change_at": clips[row].change_at}
-            for row, predicted in zip(rows.tolist(), answers)
+            {"kind": clips[row].kind, "question": clips[row].question, "answer": clips[row].answer,
+             "predicted": predicted, "change_at": clips[row].change_at}
+            for row, predicted in zip(rows.tolist(), answers, strict=True)
         ]
     return records
 
 
 def video_accuracy(records: list[dict]) -> dict[str, float]:
-    """Exact-match accuracy over all records ("all") and per event kind present (`train.exact_match`, grouped by kind)."""
+    """Exact-match accuracy over all records ("all") and per event kind present (`train.exact_match`, grouped by
+    kind)."""
     if not records:
         raise ValueError("no records to score")
     scores = exact_match(records, "kind", VIDEO_KINDS)

@@ -1,7 +1,7 @@
 """The vision encoder: a tiny ViT (lesson 04).
 
-image (B, 3, H, W) in [0, 1] -> standardised pixels -> patch embedding (patches.PatchEmbed) + position embedding -> pre-norm
-transformer blocks (attention.Block) -> final LayerNorm -> patch tokens (B, N, D), N = H W / P^2.
+image (B, 3, H, W) in [0, 1] -> standardised pixels -> patch embedding (patches.PatchEmbed) + position embedding ->
+pre-norm transformer blocks (attention.Block) -> final LayerNorm -> patch tokens (B, N, D), N = H W / P^2.
 There is no CLS token: the pooled vector is the mean of the patch tokens, so every token is a patch
 and the token grid stays square for the projectors. Like MobileVLM, later lessons read the patch
 tokens of the penultimate block (`vit(images, layer=-2)`) and keep the encoder frozen.
@@ -36,9 +36,11 @@ class ViTConfig:
     def __post_init__(self):
         num_patches(self.image_size, self.image_size, self.patch_size)  # raises if P does not divide the image
         if not len(self.pixel_mean) == len(self.pixel_std) == self.channels:
-            raise ValueError(f"pixel_mean and pixel_std need one value per channel ({self.channels}), got {self.pixel_mean} and {self.pixel_std}")
+            raise ValueError(f"pixel_mean and pixel_std need one value per channel ({self.channels}), "
+                             f"got {self.pixel_mean} and {self.pixel_std}")
         if self.dim % self.heads or self.dim % 4:
-            raise ValueError(f"dim must be divisible by heads ({self.heads}) and by 4 (2-D position embedding), got {self.dim}")
+            raise ValueError(f"dim must be divisible by heads ({self.heads}) and by 4 (2-D position embedding), "
+                             f"got {self.dim}")
 
     @property
     def grid(self) -> int:
@@ -66,7 +68,8 @@ class ViT(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor, layer: int | None = None) -> torch.Tensor:
-        """Patch tokens (B, N, D): after the final norm (layer=None), or the raw output of block `layer` (-2: penultimate)."""
+        """Patch tokens (B, N, D): after the final norm (layer=None), or the raw output of block `layer`
+        (-2: penultimate)."""
         check_images(images, self.config.channels, self.config.image_size, floating=True)
         images = (images - self.pixel_mean) / self.pixel_std  # mean 0, std 1 per channel: faster training
         x = self.patch_embed(images) + self.pos_embed  # (B, N, D)

@@ -34,8 +34,10 @@ def show_attention(
     """Draw an (Nq, Nk) attention matrix as a heat map: row i holds query i's weights over the keys."""
     weights = torch.as_tensor(weights).detach().float().cpu()
     if weights.ndim != 2:
-        raise ValueError(f"expected an (Nq, Nk) attention matrix, got shape {tuple(weights.shape)}; pick one batch item and head")
-    for name, labels, size in (("query_labels", query_labels, weights.shape[0]), ("key_labels", key_labels, weights.shape[1])):
+        raise ValueError(f"expected an (Nq, Nk) attention matrix, got shape {tuple(weights.shape)}; "
+                         f"pick one batch item and head")
+    for name, labels, size in (("query_labels", query_labels, weights.shape[0]),
+                               ("key_labels", key_labels, weights.shape[1])):
         if labels is not None and len(labels) != size:
             raise ValueError(f"{name} has {len(labels)} labels but the matrix has {size} along that axis")
     ax = ax or plt.gca()
@@ -59,7 +61,8 @@ def show_patch_heatmap(
     label: str = "attention weight",
     colorbar: bool = True,
 ) -> plt.Axes:
-    """Overlay one value per patch, (N,) on a square grid, as a heat map on a (3, H, W) image; `mark` outlines patch `mark`."""
+    """Overlay one value per patch, (N,) on a square grid, as a heat map on a (3, H, W) image; `mark` outlines patch
+    `mark`."""
     from matplotlib.patches import Rectangle
 
     from mobilevlm_mini.patches import grid_shape
@@ -170,7 +173,8 @@ def show_patch_grid(
     height, width = image.shape[-2:]
     num_patches(height, width, patch_size)  # raises a clear ValueError for a bad size
     rows, cols = height // patch_size, width // patch_size
-    ax = show_image(image, ax, title or f"{height}×{width} image, {patch_size}×{patch_size} patches: {rows}×{cols} = {rows * cols} tokens")
+    ax = show_image(image, ax, title or (f"{height}×{width} image, {patch_size}×{patch_size} patches: "
+                                         f"{rows}×{cols} = {rows * cols} tokens"))
     for k in range(1, cols):
         ax.axvline(k * patch_size - 0.5, color="white", lw=0.8)
     for k in range(1, rows):
@@ -207,7 +211,8 @@ def show_patch_sequence(
     ax = ax or plt.gca()
     ax.imshow(to_hwc(canvas))
     every = max(1, per_row // 8)
-    ax.set_xticks([c * step + patch_size / 2 - 0.5 for c in range(0, per_row, every)], [str(c) for c in range(0, per_row, every)])
+    ax.set_xticks([c * step + patch_size / 2 - 0.5 for c in range(0, per_row, every)],
+                  [str(c) for c in range(0, per_row, every)])
     ax.set_yticks([r * step + patch_size / 2 - 0.5 for r in range(rows)],
                   [f"{r * per_row}–{min(n, (r + 1) * per_row) - 1}" for r in range(rows)])
     ax.set(title=title or f"the same image as a sequence of {n} tokens (reading order)",
@@ -228,17 +233,19 @@ def show_position_similarity(
     from matplotlib.ticker import MaxNLocator
 
     if pos_embed.shape[0] != grid_h * grid_w:
-        raise ValueError(f"expected {grid_h}x{grid_w} = {grid_h * grid_w} position embeddings, got {pos_embed.shape[0]}")
+        raise ValueError(f"expected {grid_h}x{grid_w} = {grid_h * grid_w} position embeddings, "
+                         f"got {pos_embed.shape[0]}")
     outside = [(r, c) for r, c in positions if not (0 <= r < grid_h and 0 <= c < grid_w)]
     if outside:
-        raise ValueError(f"positions {outside} are outside the {grid_h}x{grid_w} grid; rows go 0..{grid_h - 1}, columns 0..{grid_w - 1}")
+        raise ValueError(f"positions {outside} are outside the {grid_h}x{grid_w} grid; "
+                         f"rows go 0..{grid_h - 1}, columns 0..{grid_w - 1}")
     if axes is None:
         _, axes = plt.subplots(1, len(positions), figsize=(3 * len(positions), 3), squeeze=False)
         axes = axes[0]
     unit = F.normalize(pos_embed.detach().float(), dim=-1)  # (N, D)
     sims = [(unit @ unit[r * grid_w + c]).reshape(grid_h, grid_w) for r, c in positions]  # each (h, w)
     low = min(sim.min().item() for sim in sims)  # one colour scale for the whole row
-    for ax, (r, c), sim in zip(axes, positions, sims):
+    for ax, (r, c), sim in zip(axes, positions, sims, strict=False):
         image = ax.imshow(sim.numpy(), cmap="viridis", vmin=low, vmax=1)
         ax.plot(c, r, marker="*", color="red", markersize=12, markeredgecolor="white")
         ax.set(title=f"{label}\nsimilarity to ({r}, {c})".strip(), xlabel="patch column", ylabel="patch row")
@@ -277,13 +284,14 @@ def show_token_regions(
     height, width = image.shape[-2:]
     ax = show_image(0.3 + 0.6 * image, ax, title)  # a paler image, so the colours stand out
     rgb, alpha, outlines = torch.zeros(rows, cols, 3), torch.zeros(rows, cols), []
-    for i, (values, colour) in enumerate(zip(maps, colours)):
+    for i, (values, colour) in enumerate(zip(maps, colours, strict=False)):
         values = torch.as_tensor(values).detach().float().cpu().reshape(rows, cols)
         values = values / values.max().clamp_min(1e-12)  # (h, w) in [0, 1]
         values = torch.where(values > threshold, 0.45 + 0.55 * values, 0.0)  # the whole region visible
         rgb += values[..., None] * torch.tensor(to_rgb(colour))
         alpha = torch.maximum(alpha, values)
-        # outline: the region on a grid of 16 x 16 sub-cells per token, shrunk by i + 1 sub-cells so outlines never coincide
+        # outline: the region on a grid of 16 x 16 sub-cells per token, shrunk by i + 1 sub-cells so outlines never
+        # coincide
         mask = (values > 0).float().repeat_interleave(16, 0).repeat_interleave(16, 1)
         outside = F.pad(1 - mask[None, None], (i + 1,) * 4, value=1.0)
         outlines.append((1 - F.max_pool2d(outside, 2 * i + 3, stride=1)[0, 0], colour))
@@ -295,7 +303,8 @@ def show_token_regions(
             xs = (torch.arange(inner.shape[1]) + 0.5) * width / inner.shape[1]
             ax.contour(xs.numpy(), ys.numpy(), inner.numpy(), levels=[0.5], colors=[colour], linewidths=1.8)
     if labels is not None:
-        ax.legend(handles=[Patch(color=colour, label=label) for colour, label in zip(colours, labels)], loc="lower right", fontsize=7)
+        ax.legend(handles=[Patch(color=colour, label=label) for colour, label in zip(colours, labels, strict=False)],
+                  loc="lower right", fontsize=7)
     return ax
 
 
@@ -334,7 +343,7 @@ def show_gallery(images: list, texts: list[str], ncols: int = 4, title: str = ""
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, nrows * (width + 0.16 * lines) + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, text in zip(axes.flat, images, texts):
+    for ax, image, text in zip(axes.flat, images, texts, strict=False):
         ax.imshow(to_hwc(image) if isinstance(image, torch.Tensor) else np.asarray(image), interpolation="nearest")
         ax.set_title(text, fontsize=7.5, loc="left")  # a normal title, so tight_layout leaves room for every line
     fig.suptitle(title)
@@ -342,7 +351,8 @@ def show_gallery(images: list, texts: list[str], ncols: int = 4, title: str = ""
     return fig
 
 
-def show_counts(counts: dict[str, int], ax: plt.Axes | None = None, title: str = "", xlabel: str = "", ylabel: str = "count") -> plt.Axes:
+def show_counts(counts: dict[str, int], ax: plt.Axes | None = None, title: str = "", xlabel: str = "",
+                ylabel: str = "count") -> plt.Axes:
     """A bar chart of {name: count}, with the count written on each bar."""
     ax = ax or plt.gca()
     bars = ax.bar(list(counts), list(counts.values()), color="tab:blue")
@@ -353,7 +363,8 @@ def show_counts(counts: dict[str, int], ax: plt.Axes | None = None, title: str =
 
 
 def show_scatter_2d(points: torch.Tensor, labels: list[str], ax: plt.Axes | None = None, title: str = "",
-                    xlabel: str = "component 1", ylabel: str = "component 2", palette: dict[str, str] | None = None) -> plt.Axes:
+                    xlabel: str = "component 1", ylabel: str = "component 2",
+                    palette: dict[str, str] | None = None) -> plt.Axes:
     """Points (N, 2) coloured by their label, one legend entry per label (palette: label -> matplotlib colour)."""
     if len(points) != len(labels):
         raise ValueError(f"got {len(points)} points but {len(labels)} labels")
@@ -369,7 +380,8 @@ def show_scatter_2d(points: torch.Tensor, labels: list[str], ax: plt.Axes | None
 
 def show_spread(spreads: dict[str, dict], ax: plt.Axes | None = None, title: str = "", xlabel: str = "",
                 ylabel: str = "", colors: list[str] | None = None) -> plt.Axes:
-    """Bars at the median of each {name: bench.spread(...)} with the quartiles (thick) and min-max (thin) as error bars."""
+    """Bars at the median of each {name: bench.spread(...)} with the quartiles (thick) and min-max (thin) as error
+    bars."""
     if not spreads:
         raise ValueError("give at least one {name: spread} entry")
     ax = ax or plt.gca()
@@ -380,14 +392,16 @@ def show_spread(spreads: dict[str, dict], ax: plt.Axes | None = None, title: str
     for i, s in enumerate(values):
         ax.plot([i, i], [s["min"], s["max"]], color="black", linewidth=1)
         ax.plot([i, i], [s["q1"], s["q3"]], color="black", linewidth=4)
-    ax.set_xticks(list(x), [f"{name}\n{m:.3g}" for name, m in zip(names, medians)])  # the median under each name
+    # the median under each name
+    ax.set_xticks(list(x), [f"{name}\n{m:.3g}" for name, m in zip(names, medians, strict=True)])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
     return ax
 
 
-def show_filmstrip(frames, kept: list[int] | None = None, ax: plt.Axes | None = None, title: str = "", mark: int | None = None) -> plt.Axes:
+def show_filmstrip(frames, kept: list[int] | None = None, ax: plt.Axes | None = None, title: str = "",
+                   mark: int | None = None) -> plt.Axes:
     """A clip's frames (T, H, W, 3) side by side, labelled by frame index; frames not in `kept` are faded.
 
     mark: a frame index to flag with a red line on its left edge (e.g. the first frame after a change).
@@ -409,7 +423,8 @@ def show_filmstrip(frames, kept: list[int] | None = None, ax: plt.Axes | None = 
         shown = frame if i in kept else (frame * 0.25 + 255 * 0.75).astype(np.uint8)  # faded: the model does not see it
         strip[:, i * (width + gap) : i * (width + gap) + width] = shown
     ax.imshow(strip, interpolation="nearest")
-    ax.set_xticks([i * (width + gap) + width / 2 for i in range(count)], [f"{i}*" if i in kept else str(i) for i in range(count)])
+    ax.set_xticks([i * (width + gap) + width / 2 for i in range(count)],
+                  [f"{i}*" if i in kept else str(i) for i in range(count)])
     if mark is not None:
         ax.axvline(mark * (width + gap) - gap / 2 - 0.5, color="red", linewidth=2)
     ax.set(title=title, xlabel="frame index (* = kept)", yticks=[])

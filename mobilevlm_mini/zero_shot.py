@@ -48,6 +48,8 @@ def zero_shot_largest(model: ContrastiveModel, dataset, template: str = "a large
     keep = [i for i, objects in enumerate(dataset["objects"]) if sum(o["size"] == "large" for o in objects) == 1]
     subset = dataset.select(keep)
     prompts, classes = largest_object_prompts(template)
-    truth = torch.tensor([classes.index(next((o["colour"], o["shape"]) for o in objs if o["size"] == "large")) for objs in subset["objects"]])
+    truth = torch.tensor([classes.index(next((o["colour"], o["shape"]) for o in objs if o["size"] == "large"))
+                          for objs in subset["objects"]])
     predicted = zero_shot_predict(model, images_to_tensor(subset["image"]), prompts)
-    return {"accuracy": (predicted == truth).float().mean().item(), "n": len(keep), "predicted": predicted, "truth": truth}
+    return {"accuracy": (predicted == truth).float().mean().item(), "n": len(keep), "predicted": predicted,
+            "truth": truth}

@@ -1,4 +1,5 @@
-"""Benchmarks and energy: the bench JSON has every named field with sane types (never timing values), RAPL and its fallback."""
+"""Benchmarks and energy: the bench JSON has every named field with sane types (never timing values), RAPL and its
+fallback."""
 
 import json
 
@@ -21,7 +22,8 @@ STAGES = ("vision_ms", "projector_ms", "prefill_ms", "decode_tokens_per_s", "ans
 
 def small_config() -> TrainConfig:
     vit = ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2)
-    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=64, intermediate_size=128,
+                 num_hidden_layers=2)
     return TrainConfig(model=VLMConfig(vit=vit, llm=llm))
 
 
@@ -36,7 +38,8 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    args = ["bench", "--ckpt", str(checkpoint), "--json", str(out), "--threads", "1", "2", "--repeats", "2", "--warmup", "0", "--new-tokens", "2"]
+    args = ["bench", "--ckpt", str(checkpoint), "--json", str(out), "--threads", "1", "2", "--repeats", "2",
+            "--warmup", "0", "--new-tokens", "2"]
     assert main(args) == 0
     return json.loads(out.read_text())
 
@@ -50,7 +53,8 @@ def test_bench_json_has_every_field_with_sane_types(report, checkpoint):
     assert {"cpu", "cores", "torch"} <= set(report["machine"])
     assert {"bytes_moved", "best_gb_s", "median_gb_s"} <= set(report["memory_bandwidth"])
     assert report["energy_method"] == RAPL_METHOD or report["energy_method"].startswith("estimate:")
-    assert [(r["precision"], r["threads"]) for r in report["results"]] == [(p, t) for p in ("fp32", "int8", "int4") for t in (1, 2)]
+    assert ([(r["precision"], r["threads"]) for r in report["results"]]
+            == [(p, t) for p in ("fp32", "int8", "int4") for t in (1, 2)])
     for row in report["results"]:
         for stage in STAGES:
             s = row[stage]

@@ -9,13 +9,15 @@ TOK = shapes_tokenizer()
 
 
 def test_labels_cover_answers_and_their_eos_only():
-    ids, labels = encode_turns(TOK, [("what colour is the circle ?", "red"), ("where is the circle ?", "top left")], image_tokens=3)
+    ids, labels = encode_turns(TOK, [("what colour is the circle ?", "red"), ("where is the circle ?", "top left")],
+                               image_tokens=3)
     assert len(ids) == len(labels) and ids.count(TOK.image_id) == 3
     kept = [TOK.tokens[label] for label in labels if label != IGNORE]
     assert kept == ["red", "<eos>", "top", "left", "<eos>"]
     ids, labels = encode_caption(TOK, "a small red circle in the centre", image_tokens=2)
     assert ids[:3] == [TOK.bos_id, TOK.image_id, TOK.image_id] and labels[:3] == [IGNORE] * 3
-    assert TOK.decode(ids) == TOK.decode([label for label in labels if label != IGNORE]) == "a small red circle in the centre"
+    assert (TOK.decode(ids) == TOK.decode([label for label in labels if label != IGNORE])
+            == "a small red circle in the centre")
 
 
 def test_question_first_puts_the_first_question_before_the_image():
@@ -38,7 +40,8 @@ def test_image_tokens_must_be_positive_and_given():
 
 def test_pad_pairs_pads_labels_with_ignore():
     pairs = [encode_turns(TOK, [("what colour is the circle ?", "red")], image_tokens=1),
-             encode_turns(TOK, [("how many shapes are there ?", "three"), ("is there a blue square ?", "no")], image_tokens=1)]
+             encode_turns(TOK, [("how many shapes are there ?", "three"), ("is there a blue square ?", "no")],
+                          image_tokens=1)]
     ids, mask, labels = pad_pairs(TOK, pairs)
     assert ids.shape == mask.shape == labels.shape == (2, max(len(i) for i, _ in pairs))
     assert bool((labels[mask == 0] == IGNORE).all()) and bool((ids[mask == 0] == TOK.pad_id).all())

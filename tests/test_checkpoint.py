@@ -31,11 +31,12 @@ def test_round_trip(tmp_path):
     config = Outer(Inner(width=3, names=("x",)), depth=2)
     model = make(config)
     save_checkpoint(tmp_path / "ckpt", model, config)
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]  # no temp files left
+    # no temp files left
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
     assert load_config(tmp_path / "ckpt", Outer) == config  # nested dataclass and tuple restored
     torch.manual_seed(1)
     loaded = load_checkpoint(tmp_path / "ckpt", make(config), config)
-    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -60,6 +61,7 @@ def test_missing_files_are_named(tmp_path):
 
 def test_config_helpers():
     assert config_to_dict(Outer()) == {"inner": {"width": 4, "names": ["a", "b"]}, "depth": 2, "act": "gelu"}
-    assert config_mismatch({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 0}) == ["b.c: saved 2, expected 3", "d: saved '(absent)', expected 0"]
+    assert (config_mismatch({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 0})
+            == ["b.c: saved 2, expected 3", "d: saved '(absent)', expected 0"])
     with pytest.raises(ValueError, match="expected a config dataclass, got dict"):
         config_to_dict({"a": 1})

@@ -53,13 +53,15 @@ def test_siglip_matches_generalise_the_diagonal():
     images, texts = torch.randn(3, 4), torch.randn(5, 4)  # 3 images, their 3 captions, 2 negatives
     log_scale, bias = torch.tensor(1.0), torch.tensor(-2.0)
     diagonal = torch.eye(3, 5, dtype=torch.bool)
-    assert torch.equal(C.siglip_loss(images, texts, log_scale, bias), C.siglip_loss(images, texts, log_scale, bias, diagonal))
+    assert torch.equal(C.siglip_loss(images, texts, log_scale, bias),
+                       C.siglip_loss(images, texts, log_scale, bias, diagonal))
     both = diagonal.clone()
     both[1, 0] = True  # caption 0 is true of image 1 too: that pair now pulls together instead of apart
     cos = F.normalize(images[1], dim=0) @ F.normalize(texts[0], dim=0)
     logit = log_scale.exp() * cos + bias
     change = (-F.logsigmoid(logit) + F.logsigmoid(-logit)) / 3
-    assert C.siglip_loss(images, texts, log_scale, bias, both).item() == pytest.approx((C.siglip_loss(images, texts, log_scale, bias) + change).item(), rel=1e-5)
+    assert C.siglip_loss(images, texts, log_scale, bias, both).item() == pytest.approx(
+        (C.siglip_loss(images, texts, log_scale, bias) + change).item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("name", ["clip", "siglip"])
@@ -120,16 +122,17 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
     first, history = C.train_contrastive(TINY_RECIPE, images, scenes, progress=False)
     second, _ = C.train_contrastive(TINY_RECIPE, images, scenes, progress=False)
     assert len(history["loss"]) == 4
-    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
-    monkeypatch.setattr(E, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    monkeypatch.setattr(E, "default_recipe",
+                        lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
     path = E.recipe_path(TINY_RECIPE)
     assert not path.exists()
     built = E.pretrained_model(quick=True, progress=False)  # trains and caches
     assert (path / "model.safetensors").is_file() and (path / "config.json").is_file()
     loaded = E.pretrained_model(quick=True, progress=False)  # loads
-    for a, b in zip(built.state_dict().values(), loaded.state_dict().values()):
+    for a, b in zip(built.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     vit = E.pretrained_vit(quick=True, progress=False)
     assert isinstance(vit, ViT) and not vit.training and not any(p.requires_grad for p in vit.parameters())
@@ -139,18 +142,21 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
 def _true_for(text: str, scene: list) -> bool:
     """Does every phrase of a caption describe an object of the scene (with its place, if named)?"""
     phrases = [p.strip() for p in text.replace(" and ", ", ").split(",")]
-    return all(any(p.startswith(f"a {o.size} {o.name}") and (p == f"a {o.size} {o.name}" or p.endswith(o.position)) for o in scene) for p in phrases)
+    return all(any(p.startswith(f"a {o.size} {o.name}") and (p == f"a {o.size} {o.name}" or p.endswith(o.position))
+                   for o in scene) for p in phrases)
 
 
 def test_sampled_captions_vary_and_negatives_are_false():
-    scene = [SceneObject("circle", "red", "large", 0, 0), SceneObject("square", "blue", "small", 1, 1), SceneObject("cross", "green", "small", 2, 2)]
+    scene = [SceneObject("circle", "red", "large", 0, 0), SceneObject("square", "blue", "small", 1, 1),
+             SceneObject("cross", "green", "small", 2, 2)]
     recipe = C.PretrainConfig(partial=0.5, no_places=0.5)
     captions, negatives = C.sample_captions([scene] * 400, recipe, torch.Generator().manual_seed(0))
     assert data.caption(scene) in captions and "a large red circle" in captions and "a small blue square" in captions
     assert 0.25 < sum(c == data.caption(scene) for c in captions) / 400 < 0.42  # (1/2 + 1/2 * 1/3) * 1/2 = 1/3
     assert all(_true_for(c, scene) for c in captions)
     assert not any(_true_for(n, scene) for n in negatives)
-    changed = [sum(a != b for a, b in zip(c.split(), n.split())) for c, n in zip(captions, negatives)]
+    changed = [sum(a != b for a, b in zip(c.split(), n.split(), strict=True))
+               for c, n in zip(captions, negatives, strict=True)]
     assert set(changed) == {1}, "a hard negative differs from its caption in exactly one word"
     full, _ = C.sample_captions([scene] * 5, replace(recipe, partial=0.0, no_places=0.0), torch.Generator())
     assert full == [data.caption(scene)] * 5
@@ -168,8 +174,10 @@ def test_hard_negatives_only_add_columns():
     assert C.clip_loss(f, torch.cat([g, extra]), scale) > C.clip_loss(f, g, scale)
     # SigLIP: every extra caption is one more negative per image
     bias = torch.tensor(-2.0)
-    negatives_only = -F.logsigmoid(-(scale.exp() * F.normalize(f, dim=-1) @ F.normalize(extra, dim=-1).T + bias)).sum() / 4
-    torch.testing.assert_close(C.siglip_loss(f, torch.cat([g, extra]), scale, bias), C.siglip_loss(f, g, scale, bias) + negatives_only)
+    negatives_only = -F.logsigmoid(-(scale.exp() * F.normalize(f, dim=-1) @ F.normalize(extra, dim=-1).T
+                                     + bias)).sum() / 4
+    torch.testing.assert_close(C.siglip_loss(f, torch.cat([g, extra]), scale, bias),
+                               C.siglip_loss(f, g, scale, bias) + negatives_only)
 
 
 def test_recipes_never_share_a_cache_folder():
@@ -194,8 +202,9 @@ def test_tuning_captions_are_labelled_by_the_scenes():
     scenes = [C.prepare_pairs(generate_dataset(16, seed=3))[1][i] for i in range(16)]
     texts, matches = C.tuning_captions(scenes, whole_scene=0.5, generator=torch.Generator().manual_seed(0))
     assert texts == sorted(set(texts)) and matches.shape == (16, len(texts)) and matches.dtype == torch.bool
-    for scene, row in zip(scenes, matches):  # a caption is true of every scene that holds all it names (at those places, if named)
-        for text, match in zip(texts, row):
+    # a caption is true of every scene that holds all it names (at those places, if named)
+    for scene, row in zip(scenes, matches, strict=True):
+        for text, match in zip(texts, row, strict=True):
             assert bool(match) == _true_for(text, scene), (text, scene)
     assert matches.any(dim=1).all()  # every scene has its own true caption in the batch
     assert (~matches).any(dim=1).all()  # and at least its hard negative
@@ -205,9 +214,11 @@ def test_tuning_captions_are_labelled_by_the_scenes():
     three = two + [SceneObject("cross", "green", "small", 2, 2)]
     texts, matches = C.tuning_captions([two, three], whole_scene=1.0, generator=torch.Generator().manual_seed(0))
     told = [t for t in (data.caption(two, True), data.caption(two, False)) if t in texts]
-    assert told and all(matches[1, texts.index(t)] for t in told)  # the two-object scene's caption is true of the three-object one
+    # the two-object scene's caption is true of the three-object one
+    assert told and all(matches[1, texts.index(t)] for t in told)
     twins = [SceneObject("circle", "red", "small", 0, 0), SceneObject("circle", "red", "small", 2, 2)]
-    assert C._claims(twins[:1], False) <= C._claims(twins, False) and not C._claims(twins, False) <= C._claims(twins[:1], False)
+    assert (C._claims(twins[:1], False) <= C._claims(twins, False)
+            and not C._claims(twins, False) <= C._claims(twins[:1], False))
 
 
 def test_text_tuning_locks_the_vit_and_caches_beside_the_encoder(monkeypatch):
@@ -217,20 +228,24 @@ def test_text_tuning_locks_the_vit_and_caches_beside_the_encoder(monkeypatch):
     tuned, history = C.tune_text(model, tuning, images, scenes, progress=False)
     again, _ = C.tune_text(model, tuning, images, scenes, progress=False)
     assert len(history["loss"]) == 3
-    for (name, a), b, c in zip(model.state_dict().items(), tuned.state_dict().values(), again.state_dict().values()):
+    for (name, a), b, c in zip(model.state_dict().items(), tuned.state_dict().values(), again.state_dict().values(),
+                               strict=True):
         assert torch.equal(b, c), name  # deterministic
         if not name.startswith("loss."):  # the pretraining loss's temperature is not used here
             assert torch.equal(a, b) == name.startswith("vit."), name  # the ViT alone is unchanged
 
-    monkeypatch.setattr(E, "default_recipe", lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
+    monkeypatch.setattr(E, "default_recipe",
+                        lambda quick, loss, image_size=48: replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
     monkeypatch.setattr(E, "default_text_tuning", lambda quick: tuning)
-    built = E.pretrained_model(quick=True, progress=False, text_tuned=True)  # trains the encoder, then tunes its text side
+    # trains the encoder, then tunes its text side
+    built = E.pretrained_model(quick=True, progress=False, text_tuned=True)
     path = E.tuned_path(TINY_RECIPE, tuning)
     assert path.parent == E.recipe_path(TINY_RECIPE).parent and (path / "model.safetensors").is_file()
     assert path.name.startswith(E.recipe_path(TINY_RECIPE).name + "-lit-")
     loaded = E.pretrained_model(quick=True, progress=False, text_tuned=True)
     plain = E.pretrained_model(quick=True, progress=False)
-    for (name, a), b, c in zip(built.state_dict().items(), loaded.state_dict().values(), plain.state_dict().values()):
+    for (name, a), b, c in zip(built.state_dict().items(), loaded.state_dict().values(), plain.state_dict().values(),
+                               strict=True):
         assert torch.equal(a, b), name
         if not name.startswith("loss."):
             assert torch.equal(a, c) == name.startswith("vit."), name

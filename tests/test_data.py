@@ -51,8 +51,10 @@ def test_rows_hold_image_caption_conversation_and_objects():
 
 
 def test_caption_reads_in_order():
-    objects = [SceneObject("circle", "red", "large", 0, 0), SceneObject("square", "blue", "small", 1, 1), SceneObject("cross", "orange", "small", 1, 2)]
-    assert data.caption(objects) == "a large red circle at the top left, a small blue square in the centre and a small orange cross on the right"
+    objects = [SceneObject("circle", "red", "large", 0, 0), SceneObject("square", "blue", "small", 1, 1),
+               SceneObject("cross", "orange", "small", 1, 2)]
+    assert data.caption(objects) == ("a large red circle at the top left, a small blue square in the centre "
+                                     "and a small orange cross on the right")
     assert data.caption(objects[:1]) == "a large red circle at the top left"
 
 

@@ -36,7 +36,8 @@ def test_greedy_with_and_without_cache_agree(model):
 def test_padded_batch_equals_one_by_one(model):
     torch.manual_seed(1)
     prompts = [torch.randint(1, VOCAB, (n,)).tolist() for n in (3, 7, 5)]
-    tok = Tokenizer([f"<{s}>" for s in ("pad", "bos", "eos", "image", "user", "assistant")] + [f"w{i}" for i in range(VOCAB - 6)])
+    tok = Tokenizer([f"<{s}>" for s in ("pad", "bos", "eos", "image", "user", "assistant")]
+                    + [f"w{i}" for i in range(VOCAB - 6)])
     ids, mask = tok.pad(prompts, padding_side="left")
     for use_cache in (True, False):
         batched = generate(model, ids, mask, max_new_tokens=12, use_cache=use_cache)
@@ -105,7 +106,8 @@ def test_samples_stay_inside_the_filter():
 
 
 def test_complete_returns_text(model):
-    tok = Tokenizer([f"<{s}>" for s in ("pad", "bos", "eos", "image", "user", "assistant")] + [f"w{i}" for i in range(VOCAB - 6)])
+    tok = Tokenizer([f"<{s}>" for s in ("pad", "bos", "eos", "image", "user", "assistant")]
+                    + [f"w{i}" for i in range(VOCAB - 6)])
     out = complete(model, tok, ["w1 w2", "w3"], max_new_tokens=4)
     assert len(out) == 2 and all(set(t.split()) <= set(tok.tokens) for t in out)
 

@@ -1,4 +1,5 @@
-"""Hugging Face formats: export -> transformers -> same logits and tokens; import back bit-identical; real names and sizes."""
+"""Hugging Face formats: export -> transformers -> same logits and tokens; import back bit-identical; real names and
+sizes."""
 
 import json
 import os
@@ -86,7 +87,8 @@ def test_greedy_generations_identical(tmp_path):
     mask[1, :4], mask[2, :9] = 0, 0  # left padding
     ids = ids.masked_fill(mask == 0, 0)
     ours = generate(model, ids, mask, max_new_tokens=20, eos_token_id=2, pad_token_id=0)
-    theirs = hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, do_sample=False, eos_token_id=2, pad_token_id=0)
+    theirs = hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, do_sample=False, eos_token_id=2,
+                         pad_token_id=0)
     assert torch.equal(ours, theirs[:, ids.shape[1]:])
 
 
@@ -108,7 +110,7 @@ def test_export_in_half_precision(tmp_path):
     export_llama(model, tmp_path, dtype=torch.float16)
     assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "float16"
     back = import_llama(tmp_path)
-    for a, b in zip(model.state_dict().values(), back.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), back.state_dict().values(), strict=True):
         assert torch.equal(a.half().float(), b)
 
 
@@ -177,7 +179,8 @@ _IR_KEYS = ["block.0.0.weight", "block.0.1.weight", "block.0.1.bias", "block.1.f
 OFFICIAL_KEYS = {
     "ldp": ["model.mlp.1.weight", "model.mlp.1.bias", "model.mlp.3.weight", "model.mlp.3.bias"]
     + [f"model.mb_block.{b}.{key}" for b in (1, 2) for key in _IR_KEYS],
-    "ldpv2": ["mlp.mlp.0.weight", "mlp.mlp.0.bias", "mlp.mlp.2.weight", "mlp.mlp.2.bias", "peg.peg.0.weight", "peg.peg.0.bias"],
+    "ldpv2": ["mlp.mlp.0.weight", "mlp.mlp.0.bias", "mlp.mlp.2.weight", "mlp.mlp.2.bias", "peg.peg.0.weight",
+              "peg.peg.0.bias"],
 }
 
 
@@ -187,7 +190,8 @@ def test_projector_names_cover_every_parameter(name):
     projector = build_projector(name, 24, 32).eval()
     names = mobilevlm_projector_names(projector)
     assert set(names) == set(projector.state_dict())  # every parameter of ours ...
-    assert sorted(names.values()) == sorted(MM_PROJECTOR_PREFIX + key for key in OFFICIAL_KEYS[name])  # ... onto every official one
+    # ... onto every official one
+    assert sorted(names.values()) == sorted(MM_PROJECTOR_PREFIX + key for key in OFFICIAL_KEYS[name])
     official = {theirs: projector.state_dict()[ours] for ours, theirs in names.items()}
     official["model.layers.0.mlp.up_proj.weight"] = torch.zeros(1)  # a whole checkpoint: other keys are ignored
     torch.manual_seed(1)

@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mobilevlm_mini"
 
 
 def module_name(path: Path) -> str:
-    """mobilevlm_mini/exercises/lesson_04.py -> mobilevlm_mini.exercises.lesson_04 (a package is named by its folder)."""
+    """mobilevlm_mini/exercises/lesson_04.py -> mobilevlm_mini.exercises.lesson_04 (a package is named by its
+    folder)."""
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 

@@ -144,7 +144,8 @@ def test_gqa_equals_multi_head_attention_with_shared_key_value_weights():
     x = torch.randn(2, 6, 32)
     cos, sin = rope_cos_sin(torch.arange(6)[None], 8)
     mask = attention_mask_4d(None, 6, 6)
-    torch.testing.assert_close(grouped(x, cos[:, None], sin[:, None], mask)[0], full(x, cos[:, None], sin[:, None], mask)[0])
+    torch.testing.assert_close(grouped(x, cos[:, None], sin[:, None], mask)[0],
+                               full(x, cos[:, None], sin[:, None], mask)[0])
 
 
 def test_kv_cache_gives_the_same_logits_as_recomputing():
@@ -216,7 +217,8 @@ def test_causal_lm_loss_shifts_and_ignores():
     torch.testing.assert_close(causal_lm_loss(logits, labels), expected)
     ignored = labels.clone()
     ignored[:, 3:] = -100
-    torch.testing.assert_close(causal_lm_loss(logits, ignored), F.cross_entropy(logits[:, :2].reshape(-1, 7), labels[:, 1:3].reshape(-1)))
+    torch.testing.assert_close(causal_lm_loss(logits, ignored),
+                               F.cross_entropy(logits[:, :2].reshape(-1, 7), labels[:, 1:3].reshape(-1)))
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -20,7 +20,8 @@ K = 4  # visual tokens of small_config: a 4 x 4 patch grid, 4x fewer after LDP
 def small_config(projector: str = "ldp") -> VLMConfig:
     llm = preset("tiny", vocab_size=TOK.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
     # image first, so left-padded prompts put <image> at different places; the question-first layout has its own test
-    return VLMConfig(vit=ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2), llm=llm, projector=projector, question_first=False)
+    return VLMConfig(vit=ViTConfig(image_size=64, patch_size=16, dim=32, depth=2, heads=2), llm=llm,
+                     projector=projector, question_first=False)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def test_image_tokens_land_on_the_placeholders(model):
     for b in range(2):
         a = at[b]
         assert torch.equal(embeds[b, a : a + K], visual[b])  # the picture, exactly where the placeholders were
-        assert torch.equal(embeds[b, :a], text[b, :a]) and torch.equal(embeds[b, a + K :], text[b, a + K :])  # the text kept
+        # the text kept
+        assert torch.equal(embeds[b, :a], text[b, :a]) and torch.equal(embeds[b, a + K :], text[b, a + K :])
 
 
 def test_merge_needs_one_placeholder_per_visual_token(model):
@@ -65,7 +67,8 @@ def test_question_first_prompts_reach_the_model():
 
 def test_loss_ignores_prompt_and_padding_tokens(model):
     pairs = [encode_turns(TOK, [("what colour is the circle ?", "red")], image_tokens=K),
-             encode_turns(TOK, [("how many shapes are there ?", "three"), ("is there a blue square ?", "no")], image_tokens=K)]
+             encode_turns(TOK, [("how many shapes are there ?", "three"), ("is there a blue square ?", "no")],
+                          image_tokens=K)]
     ids, mask, labels = pad_pairs(TOK, pairs)
     feats = features(model, 2)
     out = model(ids, feats, mask, labels)
@@ -92,8 +95,10 @@ def test_labelled_only_gives_the_same_loss_accuracy_and_gradient(kind):
     torch.manual_seed(0)
     model = MobileVLM(small_config()).train()
     pairs = (
-        [encode_caption(TOK, "a large red circle at the top left", image_tokens=K), encode_caption(TOK, "a small blue square", image_tokens=K)] if kind == "caption"
-        else [encode_turns(TOK, [("what colour is the circle ?", "red")], image_tokens=K), encode_turns(TOK, [("how many shapes are there ?", "three")] * 2, image_tokens=K)]
+        [encode_caption(TOK, "a large red circle at the top left", image_tokens=K),
+         encode_caption(TOK, "a small blue square", image_tokens=K)] if kind == "caption"
+        else [encode_turns(TOK, [("what colour is the circle ?", "red")], image_tokens=K),
+              encode_turns(TOK, [("how many shapes are there ?", "three")] * 2, image_tokens=K)]
     )
     ids, mask, labels = pad_pairs(TOK, pairs)
     outputs, grads = [], []
@@ -110,11 +115,13 @@ def test_labelled_only_gives_the_same_loss_accuracy_and_gradient(kind):
 
 
 def test_accuracy_counts_labelled_tokens(model):
-    ids, labels = (torch.tensor([x]) for x in encode_turns(TOK, [("what colour is the circle ?", "red")], image_tokens=K))
+    ids, labels = (torch.tensor([x])
+                   for x in encode_turns(TOK, [("what colour is the circle ?", "red")], image_tokens=K))
     out = model(ids, features(model, 1), labels=labels)
     predicted = out.logits[0, :-1].argmax(-1)
     target = out.labels[0, 1:]
-    assert out.accuracy() == pytest.approx((predicted[target != IGNORE] == target[target != IGNORE]).float().mean().item())
+    assert out.accuracy() == pytest.approx(
+        (predicted[target != IGNORE] == target[target != IGNORE]).float().mean().item())
 
 
 def test_greedy_answer_same_with_and_without_cache_and_sampling_repeats(model):

@@ -21,7 +21,8 @@ def test_floor_zero_is_exactly_the_plain_cosine():
     """Bit for bit what `min(1, (s + 1) / warmup) * 0.5 * (1 + cos(pi s / steps))` gives, so old runs are reproduced."""
     for step in range(0, 31):
         assert lr_factor(step, 5, 30, 0.0) == min(1.0, (step + 1) / 5) * 0.5 * (1 + math.cos(math.pi * step / 30))
-        assert lr_factor(step, 5, 30, 0.1) == min(1.0, (step + 1) / 5) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / 30)))
+        assert lr_factor(step, 5, 30, 0.1) == (min(1.0, (step + 1) / 5)
+                                               * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / 30))))
 
 
 def test_config_refuses_bad_settings():

@@ -74,9 +74,11 @@ def test_resampler_positions_tell_the_queries_where_tokens_sit():
     torch.testing.assert_close(out[0], out[1])  # without, the queries see a set of tokens
 
 
-@pytest.mark.parametrize("name,options,factor", [("ldp", {}, 2), ("ldpv2", {}, 2), ("pool", {"factor": 3}, 3), ("pixel_shuffle", {"factor": 2}, 2)])
+@pytest.mark.parametrize("name,options,factor", [("ldp", {}, 2), ("ldpv2", {}, 2), ("pool", {"factor": 3}, 3),
+                                                 ("pixel_shuffle", {"factor": 2}, 2)])
 def test_grid_side_not_divisible_is_rejected(name, options, factor):
-    with pytest.raises(ValueError, match=rf"{name} needs a grid side divisible by {factor}, got 49 tokens = a 7x7 grid"):
+    with pytest.raises(ValueError, match=rf"{name} needs a grid side divisible by {factor}, "
+                                         rf"got 49 tokens = a 7x7 grid"):
         build_projector(name, 8, 8, **options)(torch.zeros(1, 49, 8))
 
 

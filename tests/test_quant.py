@@ -55,7 +55,8 @@ def test_zero_stays_exactly_zero_with_a_zero_point(spec):
 
 def test_finer_blocks_give_smaller_errors():
     w = weight()
-    errors = [(quantize(w, QuantSpec(4, True, g, 32)).dequantize() - w).pow(2).mean() for g in ("tensor", "channel", "group")]
+    errors = [(quantize(w, QuantSpec(4, True, g, 32)).dequantize() - w).pow(2).mean()
+              for g in ("tensor", "channel", "group")]
     assert errors[0] > errors[1] > errors[2]
 
 
@@ -120,7 +121,8 @@ def test_quantize_model_names_bad_arguments():
 
 
 def test_sizes_on_disk_meet_the_course_targets():
-    """The tiny MobileLLaMA's weights: int8 >= 3.5x and int4 (groups of 32) >= 6x smaller; embedding and norms stay fp32."""
+    """The tiny MobileLLaMA's weights: int8 >= 3.5x and int4 (groups of 32) >= 6x smaller; embedding and norms stay
+    fp32."""
     torch.manual_seed(0)
     llm = MobileLlama(preset("tiny", vocab_size=shapes_tokenizer().vocab_size))
     fp32 = size_on_disk(llm)
@@ -144,7 +146,8 @@ def trained():
     llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=64, intermediate_size=128,
                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
     config = TrainConfig(model=VLMConfig(vit=VIT, llm=llm), align=StageConfig(steps=0),
-                         instruct=StageConfig(steps=60, batch_size=16, lr=3e-3, warmup=5), n_train=64, n_val=8, eval_every=1000)
+                         instruct=StageConfig(steps=60, batch_size=16, lr=3e-3, warmup=5), n_train=64, n_val=8,
+                         eval_every=1000)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "pretrained_vit", fake_pretrained_vit)
         encoder = train_module.build_model(config)

@@ -23,7 +23,8 @@ def test_special_tokens_come_first(tok):
     assert tok.vocab_size == len(tok) == len(SPECIAL_TOKENS) + 3 + len(WORDS)
 
 
-@pytest.mark.parametrize("text", ["a red circle and a blue square", "is there a red circle? yes", "what colour is the square?"])
+@pytest.mark.parametrize("text", ["a red circle and a blue square", "is there a red circle? yes",
+                                  "what colour is the square?"])
 def test_round_trip(tok, text):
     ids = tok.encode(text, add_bos=True, add_eos=True)
     assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
@@ -103,7 +104,8 @@ def test_default_covers_the_shapes_world_vocabulary():
 
 
 def test_ids_round_trip_through_text(tok):
-    ids = torch.randint(len(SPECIAL_TOKENS), tok.vocab_size, (200,), generator=torch.Generator().manual_seed(0)).tolist()
+    ids = torch.randint(len(SPECIAL_TOKENS), tok.vocab_size, (200,),
+                        generator=torch.Generator().manual_seed(0)).tolist()
     assert tok.encode(tok.decode(ids), add_bos=False) == ids
 
 

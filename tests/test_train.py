@@ -40,7 +40,8 @@ VIT = ViTConfig(image_size=48, patch_size=12, dim=32, depth=2, heads=2)
 
 def tiny_config(**overrides) -> TrainConfig:
     """A few-second run: a small random ViT (4 x 4 patches), a 2-layer LLM, a handful of steps."""
-    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    llm = preset("tiny", vocab_size=shapes_tokenizer().vocab_size, hidden_size=32, intermediate_size=64,
+                 num_hidden_layers=2)
     config = TrainConfig(
         model=VLMConfig(vit=VIT, llm=llm), align=StageConfig(steps=2, batch_size=4, lr=3e-3, warmup=1),
         instruct=StageConfig(steps=4, batch_size=4, lr=3e-3, warmup=2), n_train=12, n_val=4, n_test=4, eval_every=2,
@@ -96,7 +97,8 @@ def test_each_stage_trains_its_parts_and_never_the_vit(align_llm, instruct_proje
     config = tiny_config(align_llm=align_llm, instruct_projector=instruct_projector)
     model = build_model(config)
     projector, llm = [*model.projector.parameters(), model.visual_positions], list(model.llm.parameters())
-    expected = {"align": projector + llm if align_llm else projector, "instruct": projector + llm if instruct_projector else llm}
+    expected = {"align": projector + llm if align_llm else projector,
+                "instruct": projector + llm if instruct_projector else llm}
     for stage in ("align", "instruct"):
         assert {id(p) for p in set_trainable(model, stage, config)} == {id(p) for p in expected[stage]}
     assert not any(p.requires_grad for p in model.vit.parameters())
@@ -148,7 +150,8 @@ def test_validation_loss_reads_sequences_shaped_like_the_stages_training(dataset
     stage = dataclasses.replace(config.instruct, max_turns=1)
     options = stage_options("instruct", stage)
     assert options == {"max_turns": 1} and stage_options("align", stage) == {}
-    ids, features, mask, labels = conversation_batch(model, data["validation"], torch.arange(len(data["validation"])), **options)
+    ids, features, mask, labels = conversation_batch(model, data["validation"], torch.arange(len(data["validation"])),
+                                                     **options)
     first = [model.tokenizer.decode([t for t in row.tolist() if t >= 0], skip_special=True) for row in labels]
     assert first == [turns[0][2] for turns in data["validation"].conversations]
     assert len(data["validation"]) <= 64  # one batch inside validation_loss: the same mean
@@ -171,7 +174,8 @@ def test_image_size_reaches_the_encoder_and_the_pictures(monkeypatch):
     monkeypatch.setattr(train_module, "pretrained_vit", fake_vit)
     monkeypatch.setattr(train_module, "load_split", fake_split)
     config = tiny_config()
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=72), projector="mlp"))
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=72), projector="mlp"))
     model = build_model(config)
     test = prepare_split(model, "test", 3)
     assert asked == {"encoder": 72, "world": 72} and test.features.shape == (3, 36, 32)  # 72 / 12 = 6x6 patches
@@ -211,7 +215,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, datasets, interrupt_at
     train(config, out=tmp_path / "resumed", progress=False, data=data, stop_after=interrupt_at)
     assert torch.load(tmp_path / "resumed" / TRAINER_STATE)["step"] == interrupt_at
     resumed, resumed_history = train(config, out=tmp_path / "resumed", resume=True, progress=False, data=data)
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert resumed_history["loss"] == history["loss"]
     assert (tmp_path / "resumed" / WEIGHTS).read_bytes() == (tmp_path / "straight" / WEIGHTS).read_bytes()
@@ -224,7 +228,8 @@ def test_resume_with_another_config_names_the_fields(tmp_path, datasets):
     other = tiny_config(seed=3, instruct=StageConfig(steps=4, batch_size=4, lr=1e-3, warmup=2))
     with pytest.raises(ValueError, match="another config") as error:
         train(other, out=tmp_path, resume=True, progress=False, data=data)
-    assert "instruct.lr: saved 0.003, expected 0.001" in str(error.value) and "seed: saved 0, expected 3" in str(error.value)
+    assert ("instruct.lr: saved 0.003, expected 0.001" in str(error.value)
+            and "seed: saved 0, expected 3" in str(error.value))
 
 
 def test_resume_needs_every_file(tmp_path, datasets):
@@ -284,7 +289,8 @@ def picture(tmp_path_factory):
 
 
 def test_ask_answers_and_says_how_it_read_the_image(checkpoint, picture, capsys):
-    assert main(["ask", "--ckpt", str(checkpoint), "--image", str(picture), "--question", "what colour is the circle ?"]) == 0
+    assert main(["ask", "--ckpt", str(checkpoint), "--image", str(picture),
+                 "--question", "what colour is the circle ?"]) == 0
     out = capsys.readouterr().out
     assert "60x40 RGBA" in out and "converted to RGB" in out and "48x48" in out
 
@@ -310,11 +316,13 @@ def test_ask_bad_input_is_one_clear_line(checkpoint, picture, tmp_path, capsys, 
 
 
 def test_eval_writes_json_per_question_type(checkpoint, tmp_path, capsys, monkeypatch, datasets):
-    monkeypatch.setattr(train_module, "load_images", lambda split, n, quick=False, image_size=48: datasets["validation"].select(range(n)))
+    monkeypatch.setattr(train_module, "load_images",
+                        lambda split, n, quick=False, image_size=48: datasets["validation"].select(range(n)))
     out = tmp_path / "results.json"
     assert main(["eval", "--ckpt", str(checkpoint), "--split", "test", "--n", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["split"] == "test" and result["images"] == 3 and result["n"] == sum(v["n"] for v in result["per_type"].values())
+    assert (result["split"] == "test" and result["images"] == 3
+            and result["n"] == sum(v["n"] for v in result["per_type"].values()))
     assert "exact match" in capsys.readouterr().out
 
 
@@ -333,8 +341,9 @@ def test_train_resume_with_another_preset_names_the_fields(checkpoint, capsys):
 
 def test_commands_have_help_and_no_traceback_as_a_program(tmp_path):
     for command in ("train", "eval", "ask"):
-        result = subprocess.run([sys.executable, "-m", "mobilevlm_mini", command, "--help"], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "mobilevlm_mini", command, "--help"], capture_output=True,
+                                text=True)
         assert result.returncode == 0 and ("--ckpt" in result.stdout or "--out" in result.stdout)
-    result = subprocess.run([sys.executable, "-m", "mobilevlm_mini", "ask", "--ckpt", str(tmp_path), "--image", "x.png", "--question", "hi"],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "mobilevlm_mini", "ask", "--ckpt", str(tmp_path), "--image", "x.png",
+                             "--question", "hi"], capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr and result.stderr.startswith("error: ")

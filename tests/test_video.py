@@ -39,7 +39,8 @@ def small_model(strategy: str) -> VideoVLM:
 
 def test_clips_are_deterministic_from_the_seed():
     a, b, c = make_clip(3, 7), make_clip(3, 7), make_clip(4, 7)
-    assert np.array_equal(a.frames, b.frames) and (a.question, a.answer, a.change_at) == (b.question, b.answer, b.change_at)
+    assert (np.array_equal(a.frames, b.frames)
+            and (a.question, a.answer, a.change_at) == (b.question, b.answer, b.change_at))
     assert not np.array_equal(a.frames, c.frames)
 
 
@@ -119,7 +120,8 @@ def test_token_counts_per_strategy(clips):
         assert resampler.project(frames).shape == (3, 4, 128) and resampler.num_video_tokens(n) == 4
         ids, frames, mask, labels = video_batch(concat, data, clips, rows, uniform_frames(8, n))
         out = concat(ids, frames, mask, labels)
-        assert out.logits.shape[1] == ids.shape[1] and (ids == concat.tokenizer.image_id).sum(dim=1).eq(n).all()  # K = n placeholders
+        # K = n placeholders
+        assert out.logits.shape[1] == ids.shape[1] and (ids == concat.tokenizer.image_id).sum(dim=1).eq(n).all()
     with pytest.raises(ValueError, match="n_frames"):
         concat.num_video_tokens(0)
 
@@ -130,7 +132,8 @@ def test_frame_times_matter_and_bad_frames_are_refused(clips):
     rows = torch.arange(2)
     tokens = data.frames(rows, [0, 7]).tokens
     swapped = FrameTokens(tokens, torch.tensor([[7, 0], [7, 0]]))
-    assert not torch.allclose(model.project(FrameTokens(tokens, torch.tensor([[0, 7], [0, 7]]))), model.project(swapped))
+    assert not torch.allclose(model.project(FrameTokens(tokens, torch.tensor([[0, 7], [0, 7]]))),
+                              model.project(swapped))
     with pytest.raises(ValueError, match="9"):
         model.project(FrameTokens(tokens, torch.tensor([[0, 9], [0, 9]])))
     with pytest.raises(ValueError, match="FrameTokens"):
@@ -151,7 +154,8 @@ def test_training_lowers_the_loss_and_is_repeatable(clips):
     def run():
         model = small_model("concat")
         data = encode_clips(model, clips)
-        history = train_video(model, data, clips, StageConfig(steps=12, batch_size=6, lr=3e-3, warmup=2), seed=1, first_last_steps=4, progress=False)
+        history = train_video(model, data, clips, StageConfig(steps=12, batch_size=6, lr=3e-3, warmup=2), seed=1,
+                              first_last_steps=4, progress=False)
         return model, data, history
 
     (model, data, first), (_, _, second) = run(), run()

@@ -22,7 +22,8 @@ def test_tokens_and_pooled_shapes(vit):
 
 def test_layers_are_block_outputs(vit):
     images = torch.rand(2, 3, 32, 32)
-    mean, std = torch.tensor(vit.config.pixel_mean).view(1, 3, 1, 1), torch.tensor(vit.config.pixel_std).view(1, 3, 1, 1)
+    mean, std = (torch.tensor(vit.config.pixel_mean).view(1, 3, 1, 1),
+                 torch.tensor(vit.config.pixel_std).view(1, 3, 1, 1))
     x = vit.patch_embed((images - mean) / std) + vit.pos_embed
     outputs = []
     for block in vit.blocks:

@@ -64,7 +64,7 @@ def test_patch_sequence_places_patches_in_token_order():
 
 def test_position_similarity_peaks_at_the_chosen_position():
     axes = viz.show_position_similarity(sincos_2d(6, 6, 32), 6, 6, [(0, 0), (2, 3)], label="sin-cos")
-    for ax, (r, c) in zip(axes, [(0, 0), (2, 3)]):
+    for ax, (r, c) in zip(axes, [(0, 0), (2, 3)], strict=True):
         sim = torch.as_tensor(ax.images[0].get_array())
         assert sim.shape == (6, 6) and sim[r, c] == pytest.approx(1.0)
         assert sim.flatten().argmax().item() == r * 6 + c

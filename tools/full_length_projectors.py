@@ -4,7 +4,8 @@ Lesson 08's grid uses a shortened recipe so that it runs in minutes; this asks w
 at full length. Each run is `python -m mobilevlm_mini train --projector P --seed S --out RUNS/P-S` (about
 4 minutes for ldp and 7 for mlp on 2 cores); runs whose metrics.json exists are not trained again. The
 test metrics of all runs and the preset they used go to one JSON file, which lesson 08 reads.
-Usage: python tools/full_length_projectors.py [--runs runs/full_length] [--out assets/measured/full_length_projectors.json]
+Usage: python tools/full_length_projectors.py [--runs runs/full_length]
+       [--out assets/measured/full_length_projectors.json]
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "full_length", help="one checkpoint folder per run goes here")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "full_length",
+                        help="one checkpoint folder per run goes here")
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "measured" / "full_length_projectors.json")
     args = parser.parse_args()
     runs, preset = [], None
@@ -29,7 +31,8 @@ def main() -> None:
         for seed in SEEDS:
             folder = args.runs / f"{projector}-{seed}"
             if not (folder / "metrics.json").is_file():
-                command = [sys.executable, "-m", "mobilevlm_mini", "train", "--projector", projector, "--seed", str(seed), "--out", str(folder)]
+                command = [sys.executable, "-m", "mobilevlm_mini", "train", "--projector", projector,
+                           "--seed", str(seed), "--out", str(folder)]
                 subprocess.run(command, check=True)
             config = json.loads((folder / "config.json").read_text())
             if (config["model"].pop("projector"), config.pop("seed")) != (projector, seed):

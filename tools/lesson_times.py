@@ -57,7 +57,8 @@ def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     gflops = float(check_compute().detail.split()[0])
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
@@ -89,14 +90,15 @@ def measure(lessons: list[Path], cache: Path, save: bool) -> dict:
         cold.append({"lesson": path.stem[:2], "notebook": path.name, "seconds": round(seconds, 1), "built": built})
         print(f"{seconds:7.1f} s  cold  {path.name}  built {len(built)}: {', '.join(built) or '-'}", flush=True)
     warm = {}
-    for row, path in zip(cold, lessons):
+    for row, path in zip(cold, lessons, strict=True):
         seconds = timed(path, save=False) if row["built"] else row["seconds"]
         warm[row["lesson"]] = round(seconds, 1)
         if row["built"]:
             print(f"{seconds:7.1f} s  warm  {path.name}", flush=True)
     return {
         "machine": machine(),
-        "note": "full mode, lessons in order from an empty cache (cold), then lessons that built something again (warm)",
+        "note": "full mode, lessons in order from an empty cache (cold), "
+                "then lessons that built something again (warm)",
         "cold_in_order": cold,
         "warm_seconds": warm,
         "total_cold_seconds": round(sum(row["seconds"] for row in cold), 1),
@@ -131,7 +133,7 @@ def apply(results: dict, lessons: list[Path]) -> None:
         new = sentence(results, lesson)
         if not RUN_TIME.search(first.source):
             raise SystemExit(f"{path.name}: its first cell has no '**Time:** about N minutes to study; ...' paragraph")
-        first.source = RUN_TIME.sub(lambda match: match.group(1) + new, first.source)
+        first.source = RUN_TIME.sub(lambda match, new=new: match.group(1) + new, first.source)
         nbformat.write(nb, path)
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -157,7 +159,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--save", action="store_true", help="keep the cold run's outputs in the notebooks")
-    parser.add_argument("--apply", action="store_true", help="only rewrite first cells and README from the results file")
+    parser.add_argument("--apply", action="store_true",
+                        help="only rewrite first cells and README from the results file")
     parser.add_argument("--cache", type=Path, help="cache folder to start from (default: a new empty one)")
     args = parser.parse_args()
     lessons = args.notebooks or sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
@@ -165,7 +168,8 @@ def main() -> int:
         cache = args.cache or Path(tempfile.mkdtemp(prefix="mobilevlm-cold-"))
         results = measure(lessons, cache, args.save)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {RESULTS}: {results['total_cold_seconds']:.0f} s in all; built twice: {results['built_twice'] or 'nothing'}")
+        print(f"wrote {RESULTS}: {results['total_cold_seconds']:.0f} s in all; "
+              f"built twice: {results['built_twice'] or 'nothing'}")
     apply(json.loads(RESULTS.read_text()), lessons)
     return 0
 

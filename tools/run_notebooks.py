@@ -21,8 +21,10 @@ KEEP_CELL_METADATA = {"tags", "jupyter", "collapsed", "scrolled"}
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
-    """Keep only what a reader needs: a generic kernel, no timings, no widget state, progress bars at their final state."""
-    CoalesceStreamsPreprocessor().preprocess(nb, {})  # one stream per cell; text before each \r (a redrawn tqdm bar) dropped
+    """Keep only what a reader needs: a generic kernel, no timings, no widget state, progress bars at their final
+    state."""
+    # one stream per cell; text before each \r (a redrawn tqdm bar) dropped
+    CoalesceStreamsPreprocessor().preprocess(nb, {})
     nb.metadata = nbformat.from_dict({
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
@@ -40,7 +42,8 @@ def run(path: Path, quick: bool) -> float:
         os.environ["MOBILEVLM_MINI_QUICK"] = "1"
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         os.environ.pop("MOBILEVLM_MINI_QUICK", None)
         if env_quick is not None:
