@@ -33,7 +33,7 @@ from run_notebooks import run  # noqa: E402  (a sibling script, not a package)
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "measured" / "lesson_times.json"
 # What --apply rewrites in each lesson's first cell: the run-time part of its "**Time:**" paragraph.
-RUN_TIME = re.compile(r"(\*\*Time:\*\* about \d+ minutes to study; ).*?(?=\n\n|\Z)", re.S)
+RUN_TIME = re.compile(r"(\*\*Time:\*\* about \d+ minutes to study; ).*?(?=\n\n|\n\*\*|\Z)", re.S)
 README_ROW = re.compile(r"^\| (\d\d) \| .*\|$", re.M)  # a lesson's row; its 6th cell is "runs in"
 RUNS_IN = 5
 
