@@ -33,11 +33,14 @@ from mobilevlm_mini.runtime import cache_dir, quick, steps
 from mobilevlm_mini.train import load_trained, stage_plan, train
 
 # Splits the lessons draw themselves (full size, quick size), beside those the encoder and the VLM read;
-# tests/test_cache.py checks that every `load_split(..., steps(full, quick))` of a lesson is listed here.
+# tests/test_cache.py checks that every `load_split` / `prepare_split` of a lesson with `steps(full, quick)` is here.
 LESSON_SPLITS = [
     ("train", 2000, 200), ("test", 1000, 200),  # lesson 04: probes and zero-shot
     ("train", 20000, 512), ("test", 500, 100),  # lesson 05: projector probes
     ("train", 2000, 300), ("validation", 200, 50),  # lesson 06: the language model's text
+    ("test", 200, 32), ("validation", 16, 16),  # lesson 08: its projectors' test and validation pictures
+    ("test", 300, 32),  # lesson 09: scores per quantized part
+    ("test", 64, 8),  # lesson 12: our model against transformers'
 ]
 
 

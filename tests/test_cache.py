@@ -99,7 +99,7 @@ def test_two_builders_at_once_leave_one_good_model(cache_without_vlm):
 
 def test_warm_lists_every_split_a_lesson_draws():
     listed = {(split, full, small) for split, full, small in LESSON_SPLITS}
-    pattern = re.compile(r'load_split\(\s*"(\w+)",\s*(?:n=)?steps\((\d+),\s*(\d+)\)')
+    pattern = re.compile(r'(?:load_split\(|prepare_split\([^,]+,)\s*"(\w+)",\s*(?:n=)?steps\((\d+),\s*(\d+)\)')
     drawn = set()
     for path in sorted(LESSONS.glob("[0-9]*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
