@@ -48,25 +48,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     import json
     import time
 
+    from mobilevlm_mini import distributed
     from mobilevlm_mini.cache import register_trained
     from mobilevlm_mini.config import vlm_preset
+    from mobilevlm_mini.devices import resolve_device
     from mobilevlm_mini.train import exact_match, predict, prepare_split, stage_plan, train
 
     start = time.perf_counter()
     overrides = {key: value for key, value in (("projector", args.projector), ("seed", args.seed)) if value is not None}
     try:
+        device = resolve_device(args.device)
         config = vlm_preset(args.preset, **overrides)
-        stages = " + ".join(f"{name} {stage.steps} steps" for name, stage, _ in stage_plan(config))
-        print(f"preset {args.preset}: {config.model.projector} projector, {config.n_train} training images, "
-              f"{stages}, seed {config.seed}")
-        model, history = train(config, out=args.out, resume=args.resume)
-        # lessons 07-12 read it from the cache instead of training it again
-        cached = register_trained(args.out, args.preset)
+        distributed.setup(device)  # started by torchrun as one of several processes: join them
+        rank, world_size = distributed.world()
+        plan = stage_plan(config)
+        if rank == 0:
+            stages = " + ".join(f"{name} {stage.steps} steps" for name, stage, _ in plan)
+            print(f"preset {args.preset}: {config.model.projector} projector, {config.n_train} training images, "
+                  f"{stages}, seed {config.seed}; {world_size} process(es) on {device}")
+        model, history = train(config, out=args.out, resume=args.resume, device=device)
+        distributed.teardown()
+        if rank != 0:
+            return 0  # the main process evaluates and writes
+        # a run on one CPU process is the lessons' model: they read it from the cache instead of training it again
+        cached = register_trained(args.out, args.preset) if (world_size, device.type) == (1, "cpu") else None
     except (ValueError, OSError) as error:
         return _fail(error)
-    print(f"cached as {cached.name}: lessons 07-12 and `bench` will use it")
+    if cached is not None:
+        print(f"cached as {cached.name}: lessons 07-12 and `bench` will use it")
     test = prepare_split(model, "test", config.n_test, config.encoder_quick)
-    result = {"split": "test", "images": len(test), **exact_match(predict(model, test, progress=True))}
+    result = {"split": "test", "images": len(test), **exact_match(predict(model, test, progress=True)),
+              "world_size": world_size, "device": device.type, "steps": plan[-1][2] + plan[-1][1].steps,
+              "train_seconds": round(history["seconds"], 1)}
     print(f"saved {args.out}; test split, {len(test)} images:")
     _print_scores(result)
     (Path(args.out) / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -86,10 +99,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Exact match of a trained model on a split, overall and per question type; optionally written as JSON."""
     import json
 
+    from mobilevlm_mini.devices import resolve_device
     from mobilevlm_mini.train import exact_match, load_trained, predict, prepare_split
 
     try:
+        device = resolve_device(args.device)
         model, config = load_trained(args.ckpt)
+        model = model.to(device)
         data = prepare_split(model, args.split, args.n or config.n_test, config.encoder_quick)
     except (ValueError, OSError) as error:
         return _fail(error)
@@ -109,11 +125,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
     from mobilevlm_mini.chat import check_question
+    from mobilevlm_mini.devices import resolve_device
     from mobilevlm_mini.photos import load_image
     from mobilevlm_mini.train import load_trained
 
     try:
+        device = resolve_device(args.device)
         model, config = load_trained(args.ckpt)
+        model = model.to(device)
         check_question(args.question, model.tokenizer)
         size = config.model.vit.image_size
         image = load_image(args.image, size)  # (3, size, size) RGB in [0, 1]
@@ -124,7 +143,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         return _fail(error)
     generator = torch.Generator().manual_seed(args.seed)
-    answer = model.answer(model.encode_images(image[None]), [args.question], temperature=args.temperature,
+    answer = model.answer(model.encode_images(image[None].to(device)), [args.question], temperature=args.temperature,
                           generator=generator)[0]
     print(f"read {args.image}: {width}x{height} {mode}, converted to RGB, centre-cropped and resized to "
           f"{size}x{size} (the model's input size)")
@@ -139,9 +158,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from mobilevlm_mini.bench import BenchConfig, format_report, run_bench
     from mobilevlm_mini.cache import trained_vlm
+    from mobilevlm_mini.devices import resolve_device
     from mobilevlm_mini.train import load_trained
 
     try:
+        if resolve_device(args.device).type != "cpu":
+            raise ValueError(f"bench measures the CPU (threads, int8/int4 CPU kernels, energy); "
+                             f"run it with --device cpu, not {args.device}")
         config = BenchConfig(precisions=tuple(args.precisions), threads=tuple(args.threads), warmup=args.warmup,
                              repeats=args.repeats, new_tokens=args.new_tokens, codecarbon=not args.no_codecarbon)
         model = load_trained(args.ckpt)[0] if args.ckpt else trained_vlm(args.preset)
@@ -154,6 +177,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
     return 0
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu (default), cuda, mps or auto (the fastest this machine has); "
+                                         "default: $MOBILEVLM_MINI_DEVICE or cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--projector",
                        help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")
     train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
+    _device_option(train)
     train.set_defaults(func=cmd_train)
     warm = commands.add_parser("warm",
                                help="build every cached piece the lessons use (data, encoders, trained VLM), once")
@@ -198,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which split (default test)")
     evaluate.add_argument("--n", type=int, help="number of images (default: the checkpoint's n_test)")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    _device_option(evaluate)
     evaluate.set_defaults(func=cmd_eval)
     ask = commands.add_parser("ask", help="ask a trained model a question about an image",
                               description="Answer one question about any PNG or JPEG "
@@ -208,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help='e.g. "what colour is the circle?" (the shapes world\'s words only)')
     ask.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; > 0 samples")
     ask.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
+    _device_option(ask)
     ask.set_defaults(func=cmd_ask)
     bench = commands.add_parser("bench", help="time and meter a trained model per precision and thread count",
                                 description="Time the vision encoder, projector, prefill and decode (median and spread "
@@ -227,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--new-tokens", type=int, default=16, help="tokens per timed decode run (default 16)")
     bench.add_argument("--no-codecarbon", action="store_true",
                        help="skip the codecarbon cross-check (saves a few seconds)")
+    _device_option(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 

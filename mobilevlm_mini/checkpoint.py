@@ -24,6 +24,7 @@ from torch import nn
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+RUN_KEYS = ("world_size", "device")  # how a run was made, kept in config.json but not part of the recipe
 C = TypeVar("C")
 
 
@@ -88,12 +89,17 @@ def _atomic_write(path: Path, write: typing.Callable[[str], None]) -> None:
         raise
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, config: Any) -> Path:
-    """Save model.safetensors and config.json into `directory` (created if needed); returns the directory."""
+def save_checkpoint(directory: str | Path, model: nn.Module, config: Any, run: dict | None = None) -> Path:
+    """Save model.safetensors and config.json into `directory` (created if needed); returns the directory.
+
+    run: how the run was made (`RUN_KEYS`, e.g. {"world_size": 2}), written beside the config's fields.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    text = json.dumps(config_to_dict(config), indent=2, sort_keys=True)
+    if run and set(run) - set(RUN_KEYS):
+        raise ValueError(f"unknown run keys {sorted(set(run) - set(RUN_KEYS))}; expected some of {list(RUN_KEYS)}")
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}  # any device
+    text = json.dumps({**config_to_dict(config), **(run or {})}, indent=2, sort_keys=True)
     _atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
     _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
     return directory
@@ -114,11 +120,11 @@ def load_config(directory: str | Path, cls: type[C]) -> C:
 def load_checkpoint(directory: str | Path, model: nn.Module, config: Any) -> nn.Module:
     """Load the weights in `directory` into `model` after checking its config.json equals `config`."""
     directory = Path(directory)
-    saved = json.loads(_require(directory / CONFIG).read_text())
+    saved = {k: v for k, v in json.loads(_require(directory / CONFIG).read_text()).items() if k not in RUN_KEYS}
     problems = config_mismatch(saved, config_to_dict(config))
     if problems:
         raise ValueError(f"the checkpoint in {directory} was saved with another config:\n  " + "\n  ".join(problems))
-    model.load_state_dict(load_file(_require(directory / WEIGHTS)))
+    model.load_state_dict(load_file(_require(directory / WEIGHTS)))  # read on the CPU, copied to the model's device
     return model
 
 
@@ -134,4 +140,4 @@ def save_trainer_state(directory: str | Path, state: dict) -> Path:
 
 def load_trainer_state(directory: str | Path) -> dict:
     """The state written by `save_trainer_state` (tensors and plain data only: loaded with weights_only=True)."""
-    return torch.load(_require(Path(directory) / TRAINER_STATE), weights_only=True)
+    return torch.load(_require(Path(directory) / TRAINER_STATE), map_location="cpu", weights_only=True)

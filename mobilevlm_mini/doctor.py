@@ -42,13 +42,15 @@ def check_package(name: str) -> Check:
 
 
 def check_torch_build() -> Check:
-    """Which torch build is installed and what it can run on; the course needs only the CPU."""
+    """Which torch build is installed and which devices it can run on (cpu, cuda, mps); the course needs the CPU."""
     try:
         import torch
     except ImportError:
         return Check("torch build", False, "torch is not installed", "run `make setup`")
-    cuda = "CUDA available" if torch.cuda.is_available() else "CPU only"
-    return Check("torch build", True, f"{torch.__version__}, {cuda}, {torch.get_num_threads()} threads")
+    from mobilevlm_mini.devices import available_devices
+
+    devices = "+".join(available_devices())  # what --device / MOBILEVLM_MINI_DEVICE can choose
+    return Check("torch build", True, f"{torch.__version__}, devices: {devices}, {torch.get_num_threads()} threads")
 
 
 def check_cores() -> Check:

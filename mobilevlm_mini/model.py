@@ -45,12 +45,21 @@ class VLMOutput:
     loss: torch.Tensor | None
     shifted: bool = False
 
+    def _scored(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted, target) ids of the labelled positions, each (T,)."""
+        logits, target = (self.logits, self.labels) if self.shifted else (self.logits[:, :-1], self.labels[:, 1:])
+        keep = target != IGNORE
+        return logits.argmax(-1)[keep], target[keep]
+
     def accuracy(self) -> float:
         """Fraction of labelled tokens whose most likely prediction is right (teacher forcing)."""
-        logits, target = (self.logits, self.labels) if self.shifted else (self.logits[:, :-1], self.labels[:, 1:])
-        predicted = logits.argmax(-1)
-        keep = target != IGNORE
-        return (predicted[keep] == target[keep]).float().mean().item()
+        predicted, target = self._scored()
+        return (predicted == target).float().mean().item()
+
+    def token_counts(self) -> torch.Tensor:
+        """(labelled tokens, of them predicted right) as a float tensor (2,): what processes add up in lesson 13."""
+        predicted, target = self._scored()
+        return torch.stack([torch.tensor(len(target), device=target.device), (predicted == target).sum()]).float()
 
 
 class MobileVLM(nn.Module):
@@ -162,7 +171,7 @@ class MobileVLM(nn.Module):
         if len(features) != len(questions):
             raise ValueError(f"got {len(features)} images but {len(questions)} questions; give one question per image")
         visual = self.project(features)  # (B, K, hidden)
-        input_ids, attention_mask = self.prompts(questions, visual.shape[1])
+        input_ids, attention_mask = (t.to(visual.device) for t in self.prompts(questions, visual.shape[1]))
         new = generate(
             self.llm, inputs_embeds=self.merge(input_ids, visual), attention_mask=attention_mask,
             max_new_tokens=max_new_tokens, temperature=temperature,
@@ -182,7 +191,7 @@ class MobileVLM(nn.Module):
         turn = (check_question(question, self.tokenizer), answer)
         ids, labels = encode_turns(self.tokenizer, [turn], self.config.question_first,
                                    image_tokens=self.num_visual_tokens)
-        ids, labels = torch.tensor([ids]), torch.tensor([labels])
+        ids, labels = torch.tensor([ids], device=features.device), torch.tensor([labels], device=features.device)
         embeds = self.merge(ids, self.project(features))
         _, weights = self.llm(inputs_embeds=embeds, return_weights=True)
         weights = torch.stack(weights).mean(dim=(0, 2))[0]  # (N, N): mean over layers and heads

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from mobilevlm_mini import distributed
 from mobilevlm_mini.chat import encode_caption, encode_turns, pad_pairs
 from mobilevlm_mini.checkpoint import (
     CONFIG,
@@ -54,6 +56,7 @@ from mobilevlm_mini.checkpoint import (
 from mobilevlm_mini.config import StageConfig, TrainConfig
 from mobilevlm_mini.contrastive import default_recipe
 from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, load_split
+from mobilevlm_mini.devices import resolve_device
 from mobilevlm_mini.encoders import pretrained_vit
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.optim import OptimConfig, Optimizer
@@ -88,6 +91,10 @@ class PreparedSplit:
     def __len__(self) -> int:
         return len(self.captions)
 
+    def to(self, device: torch.device) -> PreparedSplit:
+        """The same split with its features on `device` (itself when they are there already)."""
+        return self if self.features.device == device else replace(self, features=self.features.to(device))
+
 
 def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size):
     """The first n images (image_size px) of a split; the training split reuses the cached images the ViT was
@@ -102,7 +109,8 @@ def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int
 def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor | None = None) -> PreparedSplit:
     """Run the frozen ViT once over a shapes-world dataset's images (unless `features` are given) and keep its texts."""
     if features is None:
-        features = model.encode_images(images_to_tensor(dataset["image"]))  # (n, N, D_vision)
+        device = next(model.parameters()).device
+        features = model.encode_images(images_to_tensor(dataset["image"]).to(device))  # (n, N, D_vision)
     conversations = [list(zip(t, q, a, strict=False))
                      for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"],
                                         strict=True)]
@@ -152,7 +160,7 @@ def conversation_batch(
         turns = [turns[i][1:] for i in order[:max_turns]]
         pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first,
                                   image_tokens=model.num_visual_tokens))
-    ids, mask, labels = pad_pairs(model.tokenizer, pairs)
+    ids, mask, labels = (t.to(data.features.device) for t in pad_pairs(model.tokenizer, pairs))
     return ids, data.features[rows], mask, labels
 
 
@@ -160,7 +168,7 @@ def caption_batch(model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, gen
     """'<bos> <image> x K caption <eos>' for each row: (input_ids, features, attention_mask, labels)."""
     pairs = [encode_caption(model.tokenizer, data.captions[row], image_tokens=model.num_visual_tokens)
              for row in rows.tolist()]
-    ids, mask, labels = pad_pairs(model.tokenizer, pairs)
+    ids, mask, labels = (t.to(data.features.device) for t in pad_pairs(model.tokenizer, pairs))
     return ids, data.features[rows], mask, labels
 
 
@@ -257,8 +265,10 @@ def _digest(path: Path) -> str:
 
 
 def save_run(out: Path, model: MobileVLM, config: TrainConfig, state: dict) -> None:
-    """Write weights, config and trainer state; the trainer state names the weights file it belongs to by digest."""
-    save_checkpoint(out, model, config)
+    """Write weights, config (with the run's world size and device) and trainer state; the trainer state names the
+    weights file it belongs to by digest."""
+    device = next(model.parameters()).device.type
+    save_checkpoint(out, model, config, run={"world_size": distributed.world()[1], "device": device})
     save_trainer_state(out, {**state, "weights_sha256": _digest(out / WEIGHTS)})
 
 
@@ -323,15 +333,25 @@ def stage_optim(stage: StageConfig, weight_decay: float, grad_clip: float, fused
 
 
 def train_step(model: MobileVLM, optimizer: Optimizer, name: str, stage: StageConfig, data: PreparedSplit, local: int,
-               seed: int):
-    """One update on batch `local` of a stage: its rows and turn orders depend only on (seed, local); -> the
-    VLMOutput."""
+               seed: int, ddp: DistributedDataParallel | None = None) -> tuple[float, float]:
+    """One update on batch `local` of a stage: its rows and turn orders depend only on (seed, local).
+
+    Returns the batch's (loss, teacher-forced accuracy). Under DDP (`ddp` wraps `model`) every process builds the
+    same global batch and trains on its share of the rows; its loss is weighted by its share of the batch's labelled
+    tokens, so DDP's average of the gradients is the gradient of the whole batch's mean loss.
+    """
     rows = batch_rows(len(data), stage.batch_size, local, seed)
     generator = torch.Generator().manual_seed(derive_seed(seed, local))
     model.train()
-    output = model(*BATCHES[name](model, data, rows, generator, **stage_options(name, stage)), labelled_only=True)
-    optimizer.step(output.loss)
-    return output
+    batch = distributed.shard(BATCHES[name](model, data, rows, generator, **stage_options(name, stage)))
+    output = (ddp or model)(*batch, labelled_only=True)
+    if ddp is None:
+        optimizer.step(output.loss)
+        return output.loss.item(), output.accuracy()
+    mine = output.token_counts()  # (labelled tokens, right)
+    summed = distributed.global_sum(torch.cat([mine, output.loss.detach()[None] * mine[0]]))
+    optimizer.step(output.loss * mine[0] * distributed.world()[1] / summed[0])
+    return (summed[2] / summed[0]).item(), (summed[1] / summed[0]).item()
 
 
 def checkpoint(run: Run, name: str, stage: StageConfig, optimizer: Optimizer) -> None:
@@ -358,22 +378,24 @@ def train_stage(run: Run, name: str, stage: StageConfig, first: int, progress: b
     config, state = run.config, run.state
     optimizer = Optimizer(set_trainable(run.model, name, config),
                           stage_optim(stage, config.weight_decay, config.grad_clip, True))
+    ddp = DistributedDataParallel(run.model) if distributed.world()[1] > 1 else None  # after set_trainable
     if state["step"] > first:  # resuming inside this stage
         optimizer.load_state_dict(state)
     seed, end = config.seed * 10 + STAGES.index(name), min(first + stage.steps, run.stop)
     parts = ", ".join(trained_parts(name, config))
-    bar = tqdm(total=stage.steps, initial=state["step"] - first, desc=f"{name} ({parts})", disable=not progress,
-               mininterval=1)
+    bar = tqdm(total=stage.steps, initial=state["step"] - first, desc=f"{name} ({parts})",
+               disable=not (progress and distributed.is_main()), mininterval=1)
     while run.state["step"] < end:
-        output = train_step(run.model, optimizer, name, stage, run.data["train"], run.state["step"] - first, seed)
+        loss, accuracy = train_step(run.model, optimizer, name, stage, run.data["train"], run.state["step"] - first,
+                                    seed, ddp)
         run.state["step"] += 1
-        loss, accuracy = output.loss.item(), output.accuracy()
         for key, value in zip(("step", "stage", "loss", "accuracy", "lr"),
                               (run.state["step"], name, loss, accuracy, optimizer.lr), strict=True):
             run.state["history"][key].append(value)
         bar.update()
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.2f}")
-        if run.state["step"] % config.eval_every == 0 or run.state["step"] in (first + stage.steps, run.stop):
+        at_end = run.state["step"] in (first + stage.steps, run.stop)
+        if distributed.is_main() and (run.state["step"] % config.eval_every == 0 or at_end):
             checkpoint(run, name, stage, optimizer)
     bar.close()
 
@@ -386,6 +408,7 @@ def train(
     stop_after: int | None = None,
     data: dict[str, PreparedSplit] | None = None,
     callback: Callable[[dict], None] | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[MobileVLM, dict]:
     """Run every stage of `config`; returns the model and its history (curves, seconds).
 
@@ -394,19 +417,26 @@ def train(
     stop_after: stop (and save) after this many steps in all, as if interrupted.
     data: splits from `prepare_data`, to share the ViT features between runs (e.g. several projectors or seeds).
     callback(history): called after each validation, e.g. to redraw live curves.
+    device: where to train (`devices.resolve_device`: cpu by default). Started by torchrun as one of several
+    processes, it trains data-parallel (distributed.py); only the main process validates and saves.
     """
     started = time.perf_counter()
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    distributed.setup(device)
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs the checkpoint folder `out`")
     plan = stage_plan(config)
     total = plan[-1][2] + plan[-1][1].steps
-    if resume:
-        model, state = resume_run(config, out)
-    else:
-        model, state = build_model(config), {"step": 0, "history": new_history(), "seconds": 0.0}
+    with distributed.main_first():  # the main process builds any missing cached piece; the others read it
+        if resume:
+            model, state = resume_run(config, out)
+        else:
+            model, state = build_model(config), {"step": 0, "history": new_history(), "seconds": 0.0}
+        data = data or prepare_data(model, config)
     stop = total if stop_after is None else min(total, stop_after)
-    run = Run(config, model, data or prepare_data(model, config), state, out, stop, callback, started)
+    data = {name: split.to(device) for name, split in data.items()}
+    run = Run(config, model.to(device), data, state, out, stop, callback, started)
     for name, stage, first in plan:
         if run.state["step"] < min(first + stage.steps, stop):
             train_stage(run, name, stage, first, progress)
