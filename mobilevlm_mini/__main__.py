@@ -184,21 +184,8 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
                                          "default: $MOBILEVLM_MINI_DEVICE or cpu")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini",
-                                     description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
-    doctor.add_argument("--seconds", type=float, default=5.0, help="length of the compute benchmark (default 5)")
-    doctor.set_defaults(func=cmd_doctor)
-    data = commands.add_parser("data", help="draw a shapes-world data set and save it to a folder")
-    data.add_argument("--out", required=True, help="folder to write (datasets.save_to_disk format)")
-    data.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
-    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    data.add_argument("--size", type=int, default=48,
-                      help="image side in pixels (default 48, the size every lesson uses)")
-    data.set_defaults(func=cmd_data)
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    """The `train` command's options."""
     train = commands.add_parser("train",
                                 help="train the tiny MobileVLM (stage 1 align, stage 2 instruct) "
                                      "and report test accuracy",
@@ -216,6 +203,48 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
     _device_option(train)
     train.set_defaults(func=cmd_train)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    """The `bench` command's options."""
+    bench = commands.add_parser("bench", help="time and meter a trained model per precision and thread count",
+                                description="Time the vision encoder, projector, prefill and decode (median and spread "
+                                            "over repeats) for fp32, int8 and int4 at each thread count, with peak "
+                                            "memory and energy per answer (RAPL where readable, else a labelled "
+                                            "estimate; codecarbon's figure beside it).")
+    bench.add_argument("--ckpt", help="checkpoint folder written by `train` "
+                                      "(default: the cached model of --preset, trained first if missing)")
+    bench.add_argument("--preset", default="tiny",
+                       help="preset of the cached model when --ckpt is not given (default tiny)")
+    bench.add_argument("--json", help="also write every figure to this JSON file")
+    bench.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"],
+                       help="any of fp32 int8 int4 (default all)")
+    bench.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to try (default 1 2)")
+    bench.add_argument("--repeats", type=int, default=7, help="timed repeats of each stage (default 7)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs before them (default 2)")
+    bench.add_argument("--new-tokens", type=int, default=16, help="tokens per timed decode run (default 16)")
+    bench.add_argument("--no-codecarbon", action="store_true",
+                       help="skip the codecarbon cross-check (saves a few seconds)")
+    _device_option(bench)
+    bench.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="python -m mobilevlm_mini",
+                                     description="mobilevlm-mini: a tiny MobileVLM on your CPU.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
+    doctor.add_argument("--seconds", type=float, default=5.0, help="length of the compute benchmark (default 5)")
+    doctor.set_defaults(func=cmd_doctor)
+    data = commands.add_parser("data", help="draw a shapes-world data set and save it to a folder")
+    data.add_argument("--out", required=True, help="folder to write (datasets.save_to_disk format)")
+    data.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--size", type=int, default=48,
+                      help="image side in pixels (default 48, the size every lesson uses)")
+    data.set_defaults(func=cmd_data)
+    _add_train(commands)
     warm = commands.add_parser("warm",
                                help="build every cached piece the lessons use (data, encoders, trained VLM), once")
     warm.set_defaults(func=cmd_warm)
@@ -240,26 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     _device_option(ask)
     ask.set_defaults(func=cmd_ask)
-    bench = commands.add_parser("bench", help="time and meter a trained model per precision and thread count",
-                                description="Time the vision encoder, projector, prefill and decode (median and spread "
-                                            "over repeats) for fp32, int8 and int4 at each thread count, with peak "
-                                            "memory and energy per answer (RAPL where readable, else a labelled "
-                                            "estimate; codecarbon's figure beside it).")
-    bench.add_argument("--ckpt", help="checkpoint folder written by `train` "
-                                      "(default: the cached model of --preset, trained first if missing)")
-    bench.add_argument("--preset", default="tiny",
-                       help="preset of the cached model when --ckpt is not given (default tiny)")
-    bench.add_argument("--json", help="also write every figure to this JSON file")
-    bench.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"],
-                       help="any of fp32 int8 int4 (default all)")
-    bench.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to try (default 1 2)")
-    bench.add_argument("--repeats", type=int, default=7, help="timed repeats of each stage (default 7)")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs before them (default 2)")
-    bench.add_argument("--new-tokens", type=int, default=16, help="tokens per timed decode run (default 16)")
-    bench.add_argument("--no-codecarbon", action="store_true",
-                       help="skip the codecarbon cross-check (saves a few seconds)")
-    _device_option(bench)
-    bench.set_defaults(func=cmd_bench)
+    _add_bench(commands)
     return parser
 
 
