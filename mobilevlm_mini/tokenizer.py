@@ -67,8 +67,8 @@ class Tokenizer:
         words = split_words(text)
         unknown = sorted({w for w in words if w not in self.ids})
         if unknown:
-            raise ValueError(f"unknown words {unknown} in {text!r}; "
-                             f"the vocabulary holds {self.vocab_size} tokens, see tokenizer.tokens")
+            known = " ".join(self.tokens[len(self.specials):])
+            raise ValueError(f"unknown words {unknown} in {text!r}; the vocabulary knows only: {known}")
         missing = [token for token, asked, i in (("<bos>", add_bos, self.bos_id), ("<eos>", add_eos, self.eos_id))
                    if asked and i is None]
         if missing:
