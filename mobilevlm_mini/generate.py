@@ -12,10 +12,17 @@ reach, q/k/v weights fused into one matrix), and each step runs the same arithme
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mobilevlm_mini.language import (
+    DecoderLayer,
+    GroupedQueryAttention,
+    KVCache,
     MobileLlama,
     StaticKVCache,
     attention_mask_4d,
@@ -67,6 +74,19 @@ def is_token_ids(prompt: torch.Tensor) -> bool:
     return not prompt.is_floating_point()
 
 
+def is_plain_linear(module: nn.Module) -> bool:
+    """An nn.Linear itself (not, say, lesson 09's QuantLinear), whose weight can be used directly."""
+    return type(module) is nn.Linear
+
+
+def projection(*modules: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> the modules' outputs side by side: one matrix product with their weights stacked when they are plain
+    bias-free nn.Linear layers (the model keeps its own weights, under their own names), else one call each."""
+    if all(is_plain_linear(m) and m.bias is None for m in modules):
+        return partial(F.linear, weight=torch.cat([m.weight for m in modules]))
+    return lambda x: torch.cat([m(x) for m in modules], dim=-1)
+
+
 class CachedDecoder:
     """One cached generation's state, built once: a StaticKVCache, the RoPE tables and the attention mask of every
     position the generation can reach, and each layer's q/k/v weights fused into one matrix (one matrix product per
@@ -79,7 +99,8 @@ class CachedDecoder:
     def __init__(self, model: MobileLlama, prompt: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
         config, (batch, length) = model.config, attention_mask.shape
         self.model, self.config = model, config
-        dtype, device = model.lm_head.weight.dtype, attention_mask.device
+        self.pending = model.embed(prompt) if is_token_ids(prompt) else prompt  # (B, n, hidden): not run yet
+        dtype, device = self.pending.dtype, attention_mask.device
         total = min(length + max_new_tokens, max(length, config.max_position_embeddings))  # positions it can reach
         mask = torch.cat([attention_mask, attention_mask.new_ones(batch, total - length)], dim=1)  # (B, total)
         cos, sin = rope_cos_sin(positions_from_mask(mask, total), config.head_dim, config.rope_theta)  # (B, total, d)
@@ -92,11 +113,19 @@ class CachedDecoder:
         self.mask = attention_mask_4d(mask, total, total)  # (B, 1, total, total): row t = the keys position t sees
         self.cache = StaticKVCache(config, batch, total, dtype, device)
         self.layers = [
-            (layer.input_layernorm, torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
-             attn.o_proj.weight, layer.post_attention_layernorm, layer.mlp)
+            (layer.input_layernorm, projection(attn.q_proj, attn.k_proj, attn.v_proj), projection(attn.o_proj),
+             layer.post_attention_layernorm, layer.mlp)
             for layer in model.model.layers for attn in [layer.self_attn]
         ]
-        self.pending = model.embed(prompt) if is_token_ids(prompt) else prompt  # (B, n, hidden): not run yet
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Whether the model is the MobileLlama this class re-implements a step of: its own forward and layer classes
+        and no hooks (a model changed in other ways generates through its own forward, with a KVCache)."""
+        layers_as_built = all(type(layer) is DecoderLayer and type(layer.self_attn) is GroupedQueryAttention
+                              for layer in model.model.layers)
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+        return type(model).forward is MobileLlama.forward and layers_as_built and not hooked
 
     def append(self, token: torch.Tensor) -> None:
         """Queue next tokens (B,) for the next step."""
@@ -113,36 +142,40 @@ class CachedDecoder:
         cos, sin = self.cos[:, :, start:end], self.sin[:, :, start:end]  # (B, 1, n, d)
         # one query that may see every key needs no mask (the kernel's fastest path)
         mask = self.mask[:, :, start:end, :end] if self.padded or n > 1 else None  # (B, 1, n, end)
-        for i, (input_norm, qkv_weight, o_weight, post_norm, mlp) in enumerate(self.layers):
-            qkv = F.linear(input_norm(x), qkv_weight).view(batch, n, heads + 2 * kv_heads, -1).transpose(1, 2)
+        for i, (input_norm, qkv_proj, o_proj, post_norm, mlp) in enumerate(self.layers):
+            qkv = qkv_proj(input_norm(x)).view(batch, n, heads + 2 * kv_heads, -1).transpose(1, 2)
             qk = qkv[:, : heads + kv_heads]  # (B, H + H_kv, n, d): RoPE turns queries and keys together
             qk = qk * cos + qk[..., self.swap] * sin
             k, v = self.cache.update(i, qk[:, heads:], qkv[:, heads + kv_heads :])  # (B, H_kv, end, d)
             out = grouped_sdpa(qk[:, :heads], k, v, mask)  # (B, H, n, d)
-            x = x + F.linear(out.transpose(1, 2).reshape(batch, n, -1), o_weight)
+            x = x + o_proj(out.transpose(1, 2).reshape(batch, n, -1))
             x = x + mlp(post_norm(x))
         return self.model.lm_head(self.model.model.norm(x[:, -1]))  # (B, V): only the last position is needed
 
 
-class Recompute:
-    """The loop without a cache: every step runs MobileLlama.forward on the whole sequence so far."""
+class ModelSteps:
+    """The loop through MobileLlama.forward itself: with a cache each step feeds only the new token (the loop before
+    CachedDecoder, used for models it does not know); without one each step recomputes the whole sequence."""
 
-    def __init__(self, model: MobileLlama, prompt: torch.Tensor, attention_mask: torch.Tensor):
-        self.model, self.mask = model, attention_mask
+    def __init__(self, model: MobileLlama, prompt: torch.Tensor, attention_mask: torch.Tensor,
+                 cache: KVCache | None = None):
+        self.model, self.mask, self.cache = model, attention_mask, cache
         self.step = {"input_ids": prompt} if is_token_ids(prompt) else {"inputs_embeds": prompt}
 
     def append(self, token: torch.Tensor) -> None:
         """Append next tokens (B,) to the sequence."""
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(token), 1)], dim=1)
-        if "input_ids" in self.step:
+        if self.cache is not None:  # the past is in the cache: feed only the new token
+            self.step = {"input_ids": token[:, None]}
+        elif "input_ids" in self.step:  # recompute everything, the new token appended
             self.step = {"input_ids": torch.cat([self.step["input_ids"], token[:, None]], dim=1)}
         else:
             new = self.model.embed(token[:, None])
             self.step = {"inputs_embeds": torch.cat([self.step["inputs_embeds"], new], dim=1)}
 
     def next_logits(self) -> torch.Tensor:
-        """The last position's logits (B, V), recomputed from the whole sequence."""
-        return self.model(**self.step, attention_mask=self.mask)[:, -1]
+        """The last position's logits (B, V)."""
+        return self.model(**self.step, attention_mask=self.mask, cache=self.cache)[:, -1]
 
 
 @torch.no_grad()
@@ -177,7 +210,12 @@ def generate(
         raise ValueError(f"attention_mask has shape {tuple(mask.shape)}, expected (batch, prompt) = {(batch, length)}")
     if (mask[:, 1:] < mask[:, :-1]).any():
         raise ValueError("generation needs left-padded prompts (padding before the text): use padding_side='left'")
-    decoder = CachedDecoder(model, prompt, mask, max_new_tokens) if use_cache else Recompute(model, prompt, mask)
+    if not use_cache:
+        decoder = ModelSteps(model, prompt, mask)
+    elif CachedDecoder.supports(model):
+        decoder = CachedDecoder(model, prompt, mask, max_new_tokens)
+    else:
+        decoder = ModelSteps(model, prompt, mask, KVCache())
     finished = torch.zeros(batch, dtype=torch.bool, device=prompt.device)
     new_tokens = []
     for step in range(max_new_tokens):

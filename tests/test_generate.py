@@ -218,3 +218,25 @@ def test_generation_past_max_positions_raises_like_the_model(model):
         with pytest.raises(ValueError, match="longer than max_position_embeddings 64"):
             generate(model, prompt, max_new_tokens=10, use_cache=use_cache)
     assert generate(model, prompt, max_new_tokens=5).shape == (1, 5)  # the model runs 64 positions: they fit
+
+
+def test_quantized_half_precision_and_hooked_models_give_the_old_loops_tokens(model):
+    from mobilevlm_mini.quant import quantize_model
+
+    ids, mask = left_padded((5, 3))
+    quantized = quantize_model(model, bits=8)  # QuantLinear projections: called one by one, not fused
+    assert CachedDecoder.supports(quantized)
+    assert torch.equal(generate(quantized, ids, mask, max_new_tokens=12),
+                       reference_generate(quantized, ids, mask, max_new_tokens=12))
+    half = MobileLlama(model.config).eval().to(torch.bfloat16)
+    assert torch.equal(generate(half, ids, mask, max_new_tokens=12),
+                       reference_generate(half, ids, mask, max_new_tokens=12))
+    seen = []
+    handle = model.model.layers[0].self_attn.register_forward_hook(lambda m, args, out: seen.append(out[0].shape))
+    try:  # a hook must see every step: generation goes through the model's own forward
+        assert not CachedDecoder.supports(model)
+        assert torch.equal(generate(model, ids, mask, max_new_tokens=6),
+                           reference_generate(model, ids, mask, max_new_tokens=6))
+    finally:
+        handle.remove()
+    assert len(seen) == 12 and seen[1] == (2, 1, 32)  # 6 steps here, 6 in the reference
