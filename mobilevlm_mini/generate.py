@@ -6,7 +6,7 @@ feeds only the new token; without it, each step recomputes the whole sequence.
 
 The cached loop is engineered (`CachedDecoder`): whatever one generation reuses is built once before
 its first step (a preallocated KV cache, the RoPE tables and attention mask of every position it can
-reach, q/k/v weights fused into one matrix), and each step runs the same arithmetic as
+reach, q/k/v weights fused into one matrix, gate/up into another), and each step runs the same arithmetic as
 `MobileLlama.forward` on views of those. `use_cache=False` runs `MobileLlama.forward` itself: the reference.
 """
 
@@ -25,6 +25,7 @@ from mobilevlm_mini.language import (
     KVCache,
     MobileLlama,
     StaticKVCache,
+    SwiGLU,
     attention_mask_4d,
     grouped_sdpa,
     positions_from_mask,
@@ -89,8 +90,8 @@ def projection(*modules: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 
 class CachedDecoder:
     """One cached generation's state, built once: a StaticKVCache, the RoPE tables and the attention mask of every
-    position the generation can reach, and each layer's q/k/v weights fused into one matrix (one matrix product per
-    step instead of three; the model's own weights and their names do not change).
+    position the generation can reach, and each layer's q/k/v weights stacked into one matrix, as are the SwiGLU's gate
+    and up weights (one matrix product instead of three, and of two; the model's own weights and names do not change).
 
     `next_logits()` runs the positions not seen yet (the prompt, then each new token) through the model, with the same
     arithmetic as `MobileLlama.forward` and a cache, and returns the last one's logits; `append(token)` queues a token.
@@ -114,7 +115,8 @@ class CachedDecoder:
         self.cache = StaticKVCache(config, batch, total, dtype, device)
         self.layers = [
             (layer.input_layernorm, projection(attn.q_proj, attn.k_proj, attn.v_proj), projection(attn.o_proj),
-             layer.post_attention_layernorm, layer.mlp)
+             layer.post_attention_layernorm,
+             projection(layer.mlp.gate_proj, layer.mlp.up_proj), projection(layer.mlp.down_proj))
             for layer in model.model.layers for attn in [layer.self_attn]
         ]
 
@@ -123,6 +125,7 @@ class CachedDecoder:
         """Whether the model is the MobileLlama this class re-implements a step of: its own forward and layer classes
         and no hooks (a model changed in other ways generates through its own forward, with a KVCache)."""
         layers_as_built = all(type(layer) is DecoderLayer and type(layer.self_attn) is GroupedQueryAttention
+                              and type(layer.mlp) is SwiGLU
                               for layer in model.model.layers)
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
         return type(model).forward is MobileLlama.forward and layers_as_built and not hooked
@@ -142,14 +145,15 @@ class CachedDecoder:
         cos, sin = self.cos[:, :, start:end], self.sin[:, :, start:end]  # (B, 1, n, d)
         # one query that may see every key needs no mask (the kernel's fastest path)
         mask = self.mask[:, :, start:end, :end] if self.padded or n > 1 else None  # (B, 1, n, end)
-        for i, (input_norm, qkv_proj, o_proj, post_norm, mlp) in enumerate(self.layers):
+        for i, (input_norm, qkv_proj, o_proj, post_norm, gate_up_proj, down_proj) in enumerate(self.layers):
             qkv = qkv_proj(input_norm(x)).view(batch, n, heads + 2 * kv_heads, -1).transpose(1, 2)
             qk = qkv[:, : heads + kv_heads]  # (B, H + H_kv, n, d): RoPE turns queries and keys together
             qk = qk * cos + qk[..., self.swap] * sin
             k, v = self.cache.update(i, qk[:, heads:], qkv[:, heads + kv_heads :])  # (B, H_kv, end, d)
             out = grouped_sdpa(qk[:, :heads], k, v, mask)  # (B, H, n, d)
             x = x + o_proj(out.transpose(1, 2).reshape(batch, n, -1))
-            x = x + mlp(post_norm(x))
+            gate, up = gate_up_proj(post_norm(x)).chunk(2, dim=-1)  # SwiGLU, gate and up in one product
+            x = x + down_proj(F.silu(gate) * up)
         return self.model.lm_head(self.model.model.norm(x[:, -1]))  # (B, V): only the last position is needed
 
 
