@@ -152,6 +152,24 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     return x if n_rep == 1 else repeat(x, "b h t d -> b (h r) t d", r=n_rep)
 
 
+# torch >= 2.5 lets the fused kernel share each key/value head with its group of query heads (enable_gqa) instead of
+# copying them with repeat_kv: the same forward numbers, less memory traffic
+SDPA_HAS_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
+
+
+def grouped_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """PyTorch's fused attention for queries (B, H, Nq, d) and keys, values (B, H_kv, T, d) -> (B, H, Nq, d).
+
+    Without gradients (generation, evaluation) the kernel shares the key/value heads itself; with them, repeat_kv
+    copies them first, because its backward sums each group's gradients in the order the course's training numbers
+    were measured with (enable_gqa's backward rounds differently in the last bits; its forward is identical).
+    """
+    if SDPA_HAS_GQA and not torch.is_grad_enabled():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    n_rep = q.shape[1] // k.shape[1]
+    return F.scaled_dot_product_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), attn_mask=mask)
+
+
 class KVCache:
     """Keys (after RoPE) and values of every layer for the positions seen so far, each (B, H_kv, T, head_dim)."""
 
@@ -179,6 +197,49 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in self.keys + self.values)
 
 
+class StaticKVCache:
+    """A KVCache whose memory is allocated once: per layer, keys and values (B, H_kv, max_len, head_dim), filled in
+    place position after position instead of growing with torch.cat every step (generate uses it)."""
+
+    def __init__(self, config: MobileLlamaConfig, batch_size: int, max_len: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
+        shape = (batch_size, config.num_key_value_heads, max_len, config.head_dim)
+        self.key_buffers = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.value_buffers = [torch.zeros_like(k) for k in self.key_buffers]
+        self.lengths = [0] * config.num_hidden_layers  # positions filled, per layer
+        self.max_len = max_len
+
+    @property
+    def seq_len(self) -> int:
+        """How many positions the cache holds."""
+        return self.lengths[0]
+
+    @property
+    def keys(self) -> list[torch.Tensor]:
+        """The filled part of each layer's keys, (B, H_kv, T, d), as in KVCache."""
+        return [k[:, :, :n] for k, n in zip(self.key_buffers, self.lengths, strict=True)]
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        """The filled part of each layer's values, (B, H_kv, T, d), as in KVCache."""
+        return [v[:, :, :n] for v, n in zip(self.value_buffers, self.lengths, strict=True)]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write this step's k, v (B, H_kv, N, d) after `layer`'s past; return views of all of them (B, H_kv, T, d)."""
+        start = self.lengths[layer]
+        end = start + k.shape[-2]
+        if end > self.max_len:
+            raise ValueError(f"the cache holds {self.max_len} positions; {end} do not fit")
+        self.key_buffers[layer][:, :, start:end] = k
+        self.value_buffers[layer][:, :, start:end] = v
+        self.lengths[layer] = end
+        return self.key_buffers[layer][:, :, :end], self.value_buffers[layer][:, :, :end]
+
+    def nbytes(self) -> int:
+        """Memory the preallocated buffers take (all max_len positions, filled or not)."""
+        return sum(t.numel() * t.element_size() for t in self.key_buffers + self.value_buffers)
+
+
 class GroupedQueryAttention(nn.Module):
     """Causal self-attention where groups of query heads share one key/value head (H_kv <= H)."""
 
@@ -194,7 +255,7 @@ class GroupedQueryAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
-        cache: KVCache | None = None, return_weights: bool = False, context: tuple | None = None,
+        cache: KVCache | StaticKVCache | None = None, return_weights: bool = False, context: tuple | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Queries from x (B, Nq, hidden), rotated by cos, sin (B or 1, 1, Nq, d) -> outputs (B, Nq, hidden).
 
@@ -208,12 +269,11 @@ class GroupedQueryAttention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos_kv, sin_kv)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # (B, H_kv, T, d): the past and this step
-        n_rep = self.num_heads // self.num_kv_heads
-        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, T, d)
         if return_weights:  # by hand, so lessons can draw the maps
-            out, weights = attention(q, k, v, mask)
+            n_rep = self.num_heads // self.num_kv_heads
+            out, weights = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)  # keys, values (B, H, T, d)
         else:  # PyTorch's fused kernel: same numbers
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None
+            out, weights = grouped_sdpa(q, k, v, mask), None
         return self.o_proj(rearrange(out, "b h n d -> b n (h d)")), weights  # (B, Nq, hidden)
 
 
@@ -229,7 +289,7 @@ class DecoderLayer(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
-        cache: KVCache | None = None, return_weights: bool = False, keep: torch.Tensor | None = None,
+        cache: KVCache | StaticKVCache | None = None, return_weights: bool = False, keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, N, hidden) -> (B, N, hidden); with keep (B, Q) only those positions ask and come out: (B, Q, hidden)."""
         h = self.input_layernorm(x)  # (B, N, hidden)
@@ -297,7 +357,7 @@ class MobileLlama(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
         return_weights: bool = False,
         keep: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
@@ -305,7 +365,7 @@ class MobileLlama(nn.Module):
 
         attention_mask (B, past + N): 1 = real token, 0 = padding. position_ids (B, N): default from
         the mask (left padding keeps real positions at 0, 1, ...) or past, past + 1, ....
-        cache: a KVCache, updated in place with this call's keys and values.
+        cache: a KVCache (or StaticKVCache), updated in place with this call's keys and values.
         return_weights: also return each layer's attention weights (B, H, N, past + N), computed by hand.
         keep: (B, Q) positions whose logits are wanted (B, Q, vocab), e.g. those a training loss scores: the last
         layer computes only them, since no later layer reads its other outputs (its keys and values still cover all N).

@@ -3,8 +3,15 @@
 import pytest
 import torch
 
-from mobilevlm_mini.generate import complete, generate, sample_next_token, top_k_filter, top_p_filter
-from mobilevlm_mini.language import MobileLlama, preset
+from mobilevlm_mini.generate import (
+    CachedDecoder,
+    complete,
+    generate,
+    sample_next_token,
+    top_k_filter,
+    top_p_filter,
+)
+from mobilevlm_mini.language import KVCache, MobileLlama, preset
 from mobilevlm_mini.tokenizer import Tokenizer
 
 VOCAB = 40
@@ -16,6 +23,37 @@ def model() -> MobileLlama:
     config = preset("tiny", vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
     return MobileLlama(config).eval()
+
+
+def reference_generate(model, input_ids=None, attention_mask=None, inputs_embeds=None, max_new_tokens=32,
+                       temperature=0.0, top_k=None, top_p=None, eos_token_id=None, pad_token_id=0, generator=None):
+    """The loop before the engineering, kept as the reference: MobileLlama.forward with a KVCache that grows by
+    torch.cat, the mask grown by one column and the RoPE tables and 4-D mask rebuilt by every step."""
+    prompt = input_ids if input_ids is not None else inputs_embeds
+    mask = torch.ones(prompt.shape[:2], dtype=torch.long) if attention_mask is None else attention_mask
+    cache, step = KVCache(), {"input_ids": input_ids} if input_ids is not None else {"inputs_embeds": inputs_embeds}
+    finished, new_tokens = torch.zeros(len(prompt), dtype=torch.bool), []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = model(**step, attention_mask=mask, cache=cache)[:, -1]
+            token = sample_next_token(logits, temperature, top_k, top_p, generator).masked_fill(finished, pad_token_id)
+            new_tokens.append(token)
+            if eos_token_id is not None:
+                finished |= token == eos_token_id
+            if finished.all():
+                break
+            mask, step = torch.cat([mask, mask.new_ones(len(token), 1)], dim=1), {"input_ids": token[:, None]}
+    return torch.stack(new_tokens, dim=1)
+
+
+def left_padded(lengths, seed=1):
+    """Random prompts of these lengths, left-padded with 0: ids (B, P) and mask (B, P)."""
+    torch.manual_seed(seed)
+    width = max(lengths)
+    ids, mask = torch.zeros(len(lengths), width, dtype=torch.long), torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, width - n :], mask[row, width - n :] = torch.randint(1, VOCAB, (n,)), 1
+    return ids, mask
 
 
 def greedy_by_hand(model, ids, n):
@@ -124,3 +162,81 @@ def test_bad_arguments(model):
         generate(model, prompt, temperature=1.0, top_p=1.5)
     with pytest.raises(ValueError, match="top_k must be a positive"):
         generate(model, prompt, temperature=1.0, top_k=0)
+
+
+@pytest.mark.parametrize("lengths", [(5,), (3, 7, 5), (6, 6)])
+@pytest.mark.parametrize("sampling", [{}, {"temperature": 0.8, "top_k": 12, "top_p": 0.9}])
+def test_same_tokens_as_the_old_loop(model, lengths, sampling):
+    ids, mask = left_padded(lengths)
+    kwargs = {"max_new_tokens": 20, **sampling}
+    expected = reference_generate(model, ids, mask, generator=torch.Generator().manual_seed(3), **kwargs)
+    for use_cache in (True, False):
+        out = generate(model, ids, mask, use_cache=use_cache, generator=torch.Generator().manual_seed(3), **kwargs)
+        assert torch.equal(out, expected), f"use_cache={use_cache}"
+    embeds = generate(model, inputs_embeds=model.embed(ids), attention_mask=mask,
+                      generator=torch.Generator().manual_seed(3), **kwargs)
+    assert torch.equal(embeds, expected)
+
+
+def test_same_tokens_as_the_old_loop_when_rows_stop_at_eos(model):
+    ids, mask = left_padded((4, 2, 6), seed=5)
+    free = reference_generate(model, ids, mask, max_new_tokens=16)
+    for eos in {int(free[0, 1]), int(free[1, 4]), int(free[2, -1])}:
+        expected = reference_generate(model, ids, mask, max_new_tokens=16, eos_token_id=eos, pad_token_id=0)
+        for use_cache in (True, False):
+            out = generate(model, ids, mask, max_new_tokens=16, eos_token_id=eos, pad_token_id=0, use_cache=use_cache)
+            assert torch.equal(out, expected)
+
+
+def test_long_generation_at_the_course_size_equals_the_old_loop():
+    torch.manual_seed(0)
+    model = MobileLlama(preset("tiny", vocab_size=VOCAB)).eval()
+    ids, mask = left_padded((12, 9))
+    expected = reference_generate(model, ids, mask, max_new_tokens=64)
+    assert torch.equal(generate(model, ids, mask, max_new_tokens=64), expected)
+    assert torch.equal(generate(model, ids[:1], max_new_tokens=64), expected[:1])
+
+
+def test_cached_decoder_logits_equal_recomputing(model):
+    ids, mask = left_padded((3, 8, 5), seed=2)
+    tokens = torch.randint(1, VOCAB, (3, 6))
+    decoder = CachedDecoder(model, ids, mask, max_new_tokens=6)
+    steps = [decoder.next_logits()]
+    for t in range(5):
+        decoder.append(tokens[:, t])
+        steps.append(decoder.next_logits())
+    full_mask = torch.cat([mask, torch.ones(3, 5, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        full = model(torch.cat([ids, tokens[:, :5]], dim=1), attention_mask=full_mask)[:, ids.shape[1] - 1 :]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+    assert decoder.cache.seq_len == ids.shape[1] + 5
+
+
+def test_generation_past_max_positions_raises_like_the_model(model):
+    prompt = torch.randint(1, VOCAB, (1, 60))
+    for use_cache in (True, False):
+        with pytest.raises(ValueError, match="longer than max_position_embeddings 64"):
+            generate(model, prompt, max_new_tokens=10, use_cache=use_cache)
+    assert generate(model, prompt, max_new_tokens=5).shape == (1, 5)  # the model runs 64 positions: they fit
+
+
+def test_quantized_half_precision_and_hooked_models_give_the_old_loops_tokens(model):
+    from mobilevlm_mini.quant import quantize_model
+
+    ids, mask = left_padded((5, 3))
+    quantized = quantize_model(model, bits=8)  # QuantLinear projections: called one by one, not fused
+    assert CachedDecoder.supports(quantized)
+    assert torch.equal(generate(quantized, ids, mask, max_new_tokens=12),
+                       reference_generate(quantized, ids, mask, max_new_tokens=12))
+    half = MobileLlama(model.config).eval().to(torch.bfloat16)
+    assert torch.equal(generate(half, ids, mask, max_new_tokens=12),
+                       reference_generate(half, ids, mask, max_new_tokens=12))
+    seen = []
+    handle = model.model.layers[0].self_attn.register_forward_hook(lambda m, args, out: seen.append(out[0].shape))
+    try:  # a hook must see every step: generation goes through the model's own forward
+        assert not CachedDecoder.supports(model)
+        assert torch.equal(generate(model, ids, mask, max_new_tokens=6),
+                           reference_generate(model, ids, mask, max_new_tokens=6))
+    finally:
+        handle.remove()
+    assert len(seen) == 12 and seen[1] == (2, 1, 32)  # 6 steps here, 6 in the reference

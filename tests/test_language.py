@@ -1,5 +1,7 @@
 """The tiny MobileLLaMA: configs, RMSNorm, RoPE, SwiGLU, grouped-query attention, KV cache (lesson 06)."""
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,13 +12,16 @@ from mobilevlm_mini.language import (
     MobileLlama,
     MobileLlamaConfig,
     RMSNorm,
+    StaticKVCache,
     SwiGLU,
     apply_rope,
     attention_mask_4d,
     causal_lm_loss,
     count_parameters,
+    grouped_sdpa,
     kv_cache_bytes,
     preset,
+    repeat_kv,
     rope_cos_sin,
 )
 
@@ -158,6 +163,60 @@ def test_kv_cache_gives_the_same_logits_as_recomputing():
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=0, atol=1e-5)
     assert cache.seq_len == 12
     assert cache.nbytes() == kv_cache_bytes(model.config, 12, batch_size=2, bytes_per_value=4)
+
+
+def test_static_kv_cache_gives_the_same_logits_as_the_growing_one():
+    model = small_model()
+    ids, mask = torch.randint(1, 40, (2, 12)), torch.tensor([[0] * 3 + [1] * 9, [1] * 12])
+    caches = {"growing": KVCache(), "static": StaticKVCache(model.config, batch_size=2, max_len=16)}
+    logits = {}
+    with torch.no_grad():
+        for name, cache in caches.items():
+            steps = [model(ids[:, :5], attention_mask=mask[:, :5], cache=cache)]
+            steps += [model(ids[:, t : t + 1], attention_mask=mask[:, : t + 1], cache=cache) for t in range(5, 12)]
+            logits[name] = torch.cat(steps, dim=1)
+    torch.testing.assert_close(logits["static"], logits["growing"], rtol=0, atol=0)
+    static = caches["static"]
+    assert static.seq_len == 12 and static.keys[0].shape == (2, 2, 12, 8)
+    assert all(torch.equal(a, b) for a, b in zip(static.keys + static.values, caches["growing"].keys
+                                                 + caches["growing"].values, strict=True))
+    assert static.nbytes() == kv_cache_bytes(model.config, 16, batch_size=2, bytes_per_value=4)  # all 16 allocated
+    with pytest.raises(ValueError, match="the cache holds 16 positions; 17 do not fit"), torch.no_grad():
+        model(torch.randint(1, 40, (2, 5)), cache=static)
+
+
+def test_grouped_sdpa_equals_repeating_the_key_value_heads():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 5, 8), torch.randn(2, 2, 7, 8), torch.randn(2, 2, 7, 8)
+    mask = attention_mask_4d(torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1] * 7]), 5, 7)
+    expected = F.scaled_dot_product_attention(q, repeat_kv(k, 2), repeat_kv(v, 2), attn_mask=mask)
+    with torch.no_grad():  # the kernel shares the heads itself (enable_gqa, torch >= 2.5)
+        torch.testing.assert_close(grouped_sdpa(q, k, v, mask), expected, rtol=0, atol=0)
+    torch.testing.assert_close(grouped_sdpa(q, k, v, mask), expected, rtol=0, atol=0)  # training: repeat_kv
+
+
+def test_training_forward_and_gradients_use_repeat_kv():
+    model = small_model()
+    ids, mask = torch.randint(1, 40, (2, 9)), torch.tensor([[0] * 2 + [1] * 7, [1] * 9])
+    logits = model(ids, attention_mask=mask)
+    grads = torch.autograd.grad(logits.square().mean(), list(model.parameters()))
+    with torch.no_grad():  # evaluation (enable_gqa where torch has it) gives the very same logits
+        torch.testing.assert_close(model(ids, attention_mask=mask), logits, rtol=0, atol=0)
+    for layer in model.model.layers:  # the same gradients as attention on explicitly repeated heads
+        layer.self_attn.forward = partial(repeat_kv_attention, layer.self_attn)
+    by_hand = torch.autograd.grad(model(ids, attention_mask=mask).square().mean(), list(model.parameters()))
+    for a, b in zip(grads, by_hand, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def repeat_kv_attention(attn, x, cos, sin, mask, cache=None, return_weights=False, context=None):
+    """GroupedQueryAttention.forward as it was before grouped_sdpa (no cache, no keep): repeat_kv, then the kernel."""
+    q = attn.q_proj(x).unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+    k = attn.k_proj(x).unflatten(-1, (attn.num_kv_heads, -1)).transpose(1, 2)
+    v = attn.v_proj(x).unflatten(-1, (attn.num_kv_heads, -1)).transpose(1, 2)
+    q, k, n_rep = apply_rope(q, cos, sin), apply_rope(k, cos, sin), attn.num_heads // attn.num_kv_heads
+    out = F.scaled_dot_product_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), attn_mask=mask)
+    return attn.o_proj(out.transpose(1, 2).flatten(2)), None
 
 
 def test_future_tokens_never_change_earlier_logits():
