@@ -122,17 +122,19 @@ class Piece:
 
 def pieces() -> list[Piece]:
     """Every cached piece the lessons read, in the order they are first needed (sizes follow quick mode)."""
-    preset = "quick" if quick() else "tiny"
-    recipe, tuning, config = default_recipe(), default_text_tuning(), vlm_preset(preset)
-    splits = sorted({(split, steps(full, small)) for split, full, small in LESSON_SPLITS}, key=lambda s: (s[1], s[0]))
+    presets = ["quick"] if quick() else ["tiny", "quick"]  # lesson 13 trains the quick preset in both modes
+    recipe, tuning = default_recipe(), default_text_tuning()
+    splits = {(split, steps(full, small)) for split, full, small in LESSON_SPLITS}
+    splits |= {("test", vlm_preset(preset).n_test) for preset in presets}  # what `train` scores at its end
     return [
         *(Piece(f"data: {split} split, {n} pictures", split_path(split, n), lambda s=split, n=n: load_split(s, n))
-          for split, n in splits),
+          for split, n in sorted(splits, key=lambda s: (s[1], s[0]))),
         Piece(f"encoder: {recipe.model.loss} pretraining, {recipe.steps} steps", recipe_path(recipe), pretrained_model),
         Piece(f"encoder: text tuning, {tuning.steps} steps", tuned_path(recipe, tuning),
               lambda: pretrained_model(text_tuned=True)),
-        Piece(f"VLM: preset {preset} ({config.model.projector}, seed {config.seed})", vlm_path(config, preset),
-              lambda: trained_vlm(preset)),
+        *(Piece(f"VLM: preset {preset} ({config.model.projector}, seed {config.seed})", vlm_path(config, preset),
+                lambda preset=preset: trained_vlm(preset))
+          for preset, config in ((preset, vlm_preset(preset)) for preset in presets)),
     ]
 
 

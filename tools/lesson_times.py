@@ -7,7 +7,7 @@ nothing is built twice. Lessons that built something are then run again with the
 
 Writes assets/measured/lesson_times.json (with the machine: CPU, cores, torch, `doctor`'s compute
 figure), then the run-time sentence of each lesson's first cell and the README's table from it.
-Usage: python tools/lesson_times.py [--save] [--apply] [--cache DIR] [NOTEBOOK...]
+Usage: python tools/lesson_times.py [--save] [--apply] [--add] [--cache DIR] [NOTEBOOK...]
   --save   keep the executed notebooks' outputs (the full-mode run learners read); default: run copies
   --apply  only rewrite the lessons' first cells and the README from the existing results file (no runs)
 """
@@ -106,6 +106,18 @@ def measure(lessons: list[Path], cache: Path, save: bool) -> dict:
     }
 
 
+def merged(old: dict, new: dict) -> dict:
+    """`old` results with the lessons measured in `new` replaced or added (a new lesson, measured after the others)."""
+    measured = {row["lesson"] for row in new["cold_in_order"]}
+    cold = sorted([r for r in old["cold_in_order"] if r["lesson"] not in measured] + new["cold_in_order"],
+                  key=lambda r: r["lesson"])
+    return {**old, "cold_in_order": cold, "warm_seconds": {**old["warm_seconds"], **new["warm_seconds"]},
+            "total_cold_seconds": round(sum(r["seconds"] for r in cold), 1),
+            "built_twice": sorted(set(old["built_twice"]) | set(new["built_twice"])),
+            "added": [*old.get("added", []), {"lessons": sorted(measured), "machine": new["machine"],
+                                              "note": "run later, on the cache the lessons before it filled"}]}
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
@@ -162,11 +174,16 @@ def main() -> int:
     parser.add_argument("--apply", action="store_true",
                         help="only rewrite first cells and README from the results file")
     parser.add_argument("--cache", type=Path, help="cache folder to start from (default: a new empty one)")
+    parser.add_argument("--add", action="store_true",
+                        help="merge the lessons measured now into the existing results (a lesson added later, run "
+                             "on the cache the lessons before it filled: pass that cache with --cache)")
     args = parser.parse_args()
     lessons = args.notebooks or sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
     if not args.apply:
         cache = args.cache or Path(tempfile.mkdtemp(prefix="mobilevlm-cold-"))
         results = measure(lessons, cache, args.save)
+        if args.add:
+            results = merged(json.loads(RESULTS.read_text()), results)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {RESULTS}: {results['total_cold_seconds']:.0f} s in all; "
               f"built twice: {results['built_twice'] or 'nothing'}")

@@ -40,6 +40,12 @@ from mobilevlm_mini.exercises.lesson09 import check_09_exercise_1, check_09_exer
 from mobilevlm_mini.exercises.lesson10 import check_10_exercise_2
 from mobilevlm_mini.exercises.lesson11 import check_11_exercise_1, check_11_exercise_2
 from mobilevlm_mini.exercises.lesson12 import check_12_exercise_2, check_12_exercise_4
+from mobilevlm_mini.exercises.lesson13 import (
+    check_13_exercise_1,
+    check_13_exercise_2,
+    check_13_exercise_3,
+    check_13_exercise_4,
+)
 
 __all__ = [  # what notebooks import: `from mobilevlm_mini.exercises import check_NN_exercise_K`
     "check_00_exercise_1", "check_00_exercise_2", "check_00_exercise_3", "check_00_exercise_4",
@@ -55,4 +61,5 @@ __all__ = [  # what notebooks import: `from mobilevlm_mini.exercises import chec
     "check_10_exercise_2",
     "check_11_exercise_1", "check_11_exercise_2",
     "check_12_exercise_2", "check_12_exercise_4",
+    "check_13_exercise_1", "check_13_exercise_2", "check_13_exercise_3", "check_13_exercise_4",
 ]

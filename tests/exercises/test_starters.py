@@ -48,6 +48,10 @@ STARTERS = {
     "check_11_exercise_2": ([], {}, None, {}),
     "check_12_exercise_2": (None, None, None),
     "check_12_exercise_4": (None, None, None),
+    "check_13_exercise_1": (raises_not_implemented,),
+    "check_13_exercise_2": (raises_not_implemented, None),
+    "check_13_exercise_3": (None, None, None, None),
+    "check_13_exercise_4": (raises_not_implemented, None),
 }
 
 
