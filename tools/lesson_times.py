@@ -122,12 +122,18 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def slower_first(results: dict, row: dict) -> bool:
+    """Whether building cached pieces made a lesson's first run noticeably longer (> 5 s and > 10%) than a warm one."""
+    extra = row["seconds"] - results["warm_seconds"][row["lesson"]]
+    return bool(row["built"]) and extra > max(5.0, 0.1 * results["warm_seconds"][row["lesson"]])
+
+
 def sentence(results: dict, lesson: str) -> str:
     """The lesson's run-time sentence, from the results file."""
     row = next(r for r in results["cold_in_order"] if r["lesson"] == lesson)
     gflops = results["machine"]["doctor_gflops"]
     text = f"Run All takes {_minutes(results['warm_seconds'][lesson])} with warm caches (`make warm`)"
-    if row["built"]:
+    if slower_first(results, row):
         pieces = f"{len(row['built'])} cached piece" + "s" * (len(row["built"]) > 1)
         text += f", {_minutes(row['seconds'])} the first time in course order, when it builds {pieces}"
     return text + (f"; measured on a {results['machine']['cores']}-core CPU whose `doctor` compute figure is"
@@ -156,7 +162,7 @@ def apply(results: dict, lessons: list[Path]) -> None:
         if lesson in results["warm_seconds"]:
             first = next(r for r in results["cold_in_order"] if r["lesson"] == lesson)
             cells[RUNS_IN] = _minutes(results["warm_seconds"][lesson]) + (
-                f" (first time: {_minutes(first['seconds'])})" if first["built"] else "")
+                f" (first time: {_minutes(first['seconds'])})" if slower_first(results, first) else "")
         return "| " + " | ".join(cells) + " |"
 
     text = README_ROW.sub(row, text)
