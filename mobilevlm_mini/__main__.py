@@ -23,8 +23,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     from mobilevlm_mini.data import WorldConfig, generate_dataset
 
     start = time.perf_counter()
-    dataset = generate_dataset(args.n, args.seed, WorldConfig(image_size=args.size), progress=True)
-    dataset.save_to_disk(args.out)
+    try:
+        dataset = generate_dataset(args.n, args.seed, WorldConfig(image_size=args.size), progress=True)
+        dataset.save_to_disk(args.out)
+    except (ValueError, OSError) as error:
+        return _fail(error)
     print(f"saved {len(dataset)} examples to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

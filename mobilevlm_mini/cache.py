@@ -15,15 +15,20 @@ Public API
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from mobilevlm_mini.checkpoint import WEIGHTS, config_to_dict, load_config, load_trainer_state, settings_digest
+from mobilevlm_mini.checkpoint import (
+    WEIGHTS,
+    building,
+    config_to_dict,
+    load_config,
+    load_trainer_state,
+    settings_digest,
+)
 from mobilevlm_mini.config import TrainConfig, vlm_preset
 from mobilevlm_mini.contrastive import default_recipe, default_text_tuning
 from mobilevlm_mini.data import load_split, split_path
@@ -54,14 +59,6 @@ def vlm_path(config: TrainConfig, preset: str) -> Path:
     return cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
 
 
-def _publish(folder: Path, path: Path) -> None:
-    """Rename a finished folder to `path` atomically; if another process got there first, keep theirs."""
-    try:
-        os.replace(folder, path)
-    except OSError:  # `path` exists and is not empty: the same model, finished elsewhere
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def trained_vlm(preset: str = "tiny", progress: bool = True, data: dict | None = None,
                 callback: Callable[[dict], None] | None = None, **overrides) -> MobileVLM:
     """The model `vlm_preset(preset, **overrides)` trains: from the cache, or trained now and cached.
@@ -72,10 +69,8 @@ def trained_vlm(preset: str = "tiny", progress: bool = True, data: dict | None =
     config = vlm_preset(preset, **overrides)
     path = vlm_path(config, preset)
     if not (path / WEIGHTS).is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))  # unique: two builders never collide
-        train(config, out=folder, progress=progress, data=data, callback=callback)
-        _publish(folder, path)
+        with building(path) as folder:  # private: two builders never write into one folder
+            train(config, out=folder, progress=progress, data=data, callback=callback)
     return load_trained(path)[0]
 
 
@@ -95,10 +90,8 @@ def register_trained(folder: str | Path, preset: str) -> Path:
     if vlm_path(vlm_preset(preset, projector=config.model.projector, seed=config.seed), preset) != path:
         raise ValueError(f"{folder} was not trained with preset {preset!r} (its settings differ): not cached")
     if not (path / WEIGHTS).is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-        shutil.copytree(folder, staging, dirs_exist_ok=True)
-        _publish(staging, path)
+        with building(path) as staging:
+            shutil.copytree(folder, staging, dirs_exist_ok=True)
     return path
 
 

@@ -4,17 +4,21 @@
 same folder, then `os.replace`), so a crash never leaves half a checkpoint. `load_checkpoint(directory,
 model, config)` refuses a checkpoint whose config differs and names every mismatched field.
 `load_config(directory, ConfigClass)` rebuilds the (possibly nested) config dataclass from the JSON.
-`settings_digest(settings)` names a cache folder after every setting that made what it holds.
+`settings_digest(settings)` names a cache folder after every setting that made what it holds, and
+`building(path)` builds one in a private folder that is renamed into place when complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +91,23 @@ def _atomic_write(path: Path, write: typing.Callable[[str], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def building(path: Path) -> Iterator[Path]:
+    """A fresh folder beside `path` to build a cached piece in; renamed to `path` when the block ends (atomically: a
+    reader sees no folder or a whole one), deleted if it fails. Two builders never share a folder: when another
+    process published `path` first, its piece is kept and this one is deleted (both hold the same thing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        yield folder
+        os.replace(folder, path)
+    except OSError:
+        if not path.exists():
+            raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_checkpoint(directory: str | Path, model: nn.Module, config: Any, run: dict | None = None) -> Path:

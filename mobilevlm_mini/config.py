@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from mobilevlm_mini.data import shapes_tokenizer
 from mobilevlm_mini.language import MobileLlamaConfig
 from mobilevlm_mini.language import preset as llm_preset
+from mobilevlm_mini.projectors import check_projector
 from mobilevlm_mini.tokenizer import Tokenizer
 from mobilevlm_mini.vision import ViTConfig
 
@@ -37,6 +38,9 @@ class VLMConfig:
     visual_positions: bool = True  # add a learned 2-D position code to each visual token (needs a square token grid)
     # '<user> q <image> <assistant>': the visual tokens can attend to the question (lesson 07)
     question_first: bool = True
+
+    def __post_init__(self):
+        check_projector(self.projector, self.projector_options)  # a wrong name fails here, before any work
 
 
 @dataclass

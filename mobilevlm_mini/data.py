@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -39,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mobilevlm_mini.checkpoint import settings_digest
+from mobilevlm_mini.checkpoint import building, settings_digest
 from mobilevlm_mini.runtime import cache_dir
 from mobilevlm_mini.tokenizer import Tokenizer, split_words
 
@@ -396,13 +394,8 @@ def load_split(split: str = "train", n: int = 1000, config: WorldConfig = WorldC
     path = split_path(split, n, config)
     if not path.exists():
         dataset = generate_dataset(n, SPLIT_SEEDS[split], config, progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
-        dataset.save_to_disk(str(tmp))
-        try:
-            os.replace(tmp, path)  # atomic: a reader never sees half a split
-        except OSError:  # another process saved the same split first
-            shutil.rmtree(tmp, ignore_errors=True)
+        with building(path) as folder:  # a reader never sees half a split
+            dataset.save_to_disk(str(folder))
     return load_from_disk(str(path))
 
 

@@ -18,7 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mobilevlm_mini import runtime
-from mobilevlm_mini.checkpoint import CONFIG, WEIGHTS, config_to_dict, load_checkpoint, save_checkpoint, settings_digest
+from mobilevlm_mini.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    building,
+    config_to_dict,
+    load_checkpoint,
+    save_checkpoint,
+    settings_digest,
+)
 from mobilevlm_mini.contrastive import (
     TUNING_VERSION,
     ContrastiveConfig,
@@ -60,7 +68,8 @@ def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], Contrasti
     if (path / WEIGHTS).is_file() and (path / CONFIG).is_file():
         return load_checkpoint(path, ContrastiveModel(config), config).eval()
     model = build()
-    save_checkpoint(path, model, config)
+    with building(path) as folder:  # two builders at once never share (or half-write) a folder
+        save_checkpoint(folder, model, config)
     return model
 
 

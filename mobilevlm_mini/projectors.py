@@ -268,12 +268,17 @@ PROJECTORS: dict[str, type[Projector]] = {
 }
 
 
-def build_projector(name: str, vision_dim: int, llm_dim: int, **options) -> Projector:
-    """The projector called `name` (a key of PROJECTORS), mapping width vision_dim to llm_dim."""
+def check_projector(name: str, options: dict) -> None:
+    """Raise a ValueError naming what is wrong unless `name` is a key of PROJECTORS and it accepts `options`."""
     if name not in PROJECTORS:
         raise ValueError(f"unknown projector {name!r}; expected one of {sorted(PROJECTORS)}")
     accepted = sorted(set(inspect.signature(PROJECTORS[name]).parameters) - {"vision_dim", "llm_dim"})
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"projector {name!r} has no option {unknown}; it accepts {accepted or 'no options'}")
+
+
+def build_projector(name: str, vision_dim: int, llm_dim: int, **options) -> Projector:
+    """The projector called `name` (a key of PROJECTORS), mapping width vision_dim to llm_dim."""
+    check_projector(name, options)
     return PROJECTORS[name](vision_dim, llm_dim, **options)

@@ -105,3 +105,17 @@ def test_warm_lists_every_split_a_lesson_draws():
         for cell in nbformat.read(path, as_version=4).cells:
             drawn |= {(s, int(full), int(small)) for s, full, small in pattern.findall(cell.source)}
     assert drawn and drawn <= listed, f"splits lessons draw that `warm` does not build: {sorted(drawn - listed)}"
+
+
+def test_two_encoder_builders_at_once_leave_one_good_encoder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path))
+    monkeypatch.setenv("MOBILEVLM_MINI_QUICK", "1")
+    code = "from mobilevlm_mini.encoders import pretrained_model; pretrained_model(progress=False)"
+    builders = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [builder.communicate()[1] for builder in builders]
+    assert [builder.returncode for builder in builders] == [0, 0], errors
+    for kind in ("data", "models"):
+        assert not [p.name for p in (tmp_path / kind).iterdir() if p.name.startswith(".")]  # nothing half-built
+    from mobilevlm_mini.encoders import pretrained_model
+
+    pretrained_model(progress=False)  # loads what they left

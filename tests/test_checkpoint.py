@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from mobilevlm_mini.checkpoint import config_mismatch, config_to_dict, load_checkpoint, load_config, save_checkpoint
+from mobilevlm_mini.checkpoint import (
+    building,
+    config_mismatch,
+    config_to_dict,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -65,3 +72,17 @@ def test_config_helpers():
             == ["b.c: saved 2, expected 3", "d: saved '(absent)', expected 0"])
     with pytest.raises(ValueError, match="expected a config dataclass, got dict"):
         config_to_dict({"a": 1})
+
+
+def test_building_publishes_whole_folders_and_keeps_the_first(tmp_path):
+    path = tmp_path / "pieces" / "a"
+    with building(path) as folder:
+        assert folder.parent == path.parent and not path.exists()  # built beside it, invisible until done
+        (folder / "x.txt").write_text("first")
+    assert (path / "x.txt").read_text() == "first"
+    with building(path) as folder:  # a second builder of the same piece: the first one's stays
+        (folder / "x.txt").write_text("second")
+    assert (path / "x.txt").read_text() == "first"
+    with pytest.raises(RuntimeError), building(tmp_path / "pieces" / "b") as folder:
+        raise RuntimeError("the build failed")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a"]  # no half-built or leftover folders

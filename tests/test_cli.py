@@ -44,3 +44,13 @@ def test_help_runs_as_module():
 def test_unknown_command_fails():
     with pytest.raises(SystemExit):
         main(["nonsense"])
+
+
+@pytest.mark.parametrize("command", [["data", "--n", "-5"], ["data", "--size", "0"], ["train", "--projector", "foo"],
+                                     ["train", "--preset", "quick", "--projector", "foo"]])
+def test_bad_options_fail_at_once_in_one_line(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path / "cache"))
+    assert main([*command, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and ("must be a positive" in err or "'foo'" in err)
+    assert not (tmp_path / "cache").exists()  # nothing was drawn or pretrained first
