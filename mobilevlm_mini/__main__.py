@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mobilevlm_mini.cache import register_trained
     from mobilevlm_mini.config import vlm_preset
     from mobilevlm_mini.devices import resolve_device
-    from mobilevlm_mini.train import exact_match, predict, prepare_split, stage_plan, train
+    from mobilevlm_mini.train import exact_match, predict, prepare_split, stage_plan, total_steps, train
 
     start = time.perf_counter()
     overrides = {key: value for key, value in (("projector", args.projector), ("seed", args.seed)) if value is not None}
@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"cached as {cached.name}: lessons 07-12 and `bench` will use it")
     test = prepare_split(model, "test", config.n_test, config.encoder_quick)
     result = {"split": "test", "images": len(test), **exact_match(predict(model, test, progress=True)),
-              "world_size": world_size, "device": device.type, "steps": plan[-1][2] + plan[-1][1].steps,
+              "world_size": world_size, "device": device.type, "steps": total_steps(config),
               "train_seconds": round(history["seconds"], 1)}
     print(f"saved {args.out}; test split, {len(test)} images:")
     _print_scores(result)
@@ -106,9 +106,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mobilevlm_mini.train import exact_match, load_trained, predict, prepare_split
 
     try:
-        device = resolve_device(args.device)
-        model, config = load_trained(args.ckpt)
-        model = model.to(device)
+        model, config = load_trained(args.ckpt, resolve_device(args.device))
         data = prepare_split(model, args.split, args.n or config.n_test, config.encoder_quick)
     except (ValueError, OSError) as error:
         return _fail(error)
@@ -134,8 +132,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     try:
         device = resolve_device(args.device)
-        model, config = load_trained(args.ckpt)
-        model = model.to(device)
+        model, config = load_trained(args.ckpt, device)
         check_question(args.question, model.tokenizer)
         size = config.model.vit.image_size
         image = load_image(args.image, size)  # (3, size, size) RGB in [0, 1]

@@ -35,7 +35,7 @@ from mobilevlm_mini.data import load_split, split_path
 from mobilevlm_mini.encoders import pretrained_model, recipe_path, tuned_path
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.runtime import cache_dir, quick, steps
-from mobilevlm_mini.train import load_trained, stage_plan, train
+from mobilevlm_mini.train import load_trained, total_steps, train
 
 # Splits the lessons draw themselves (full size, quick size), beside those the encoder and the VLM read;
 # tests/test_cache.py checks that every `load_split` / `prepare_split` of a lesson with `steps(full, quick)` is here.
@@ -81,8 +81,7 @@ def register_trained(folder: str | Path, preset: str) -> Path:
     """
     folder = Path(folder)
     config = load_config(folder, TrainConfig)
-    plan = stage_plan(config)
-    total = plan[-1][2] + plan[-1][1].steps
+    total = total_steps(config)
     done = load_trainer_state(folder)["step"]
     if done < total:
         raise ValueError(f"{folder} stopped at step {done} of {total}: finish it (train --resume) before caching it")

@@ -22,7 +22,8 @@ Public API
 - `PreparedSplit`, `load_images(split, n, encoder_quick, image_size)`, `split_from_dataset(model, dataset, features)`,
   `prepare_split(model, split, n, encoder_quick)`,
   `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
-- `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `stage_optim(stage, ...)`.
+- `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `total_steps(config)`,
+  `stage_optim(stage, ...)`.
 - `batch_rows`, `conversation_batch`, `caption_batch`: what one step trains on.
 - `train(config, out, resume, ...)` -> (model, history), stage by stage (`train_stage`), step by step (`train_step`);
   `predict(model, split)` -> records;
@@ -198,6 +199,12 @@ def stage_plan(config: TrainConfig) -> list[tuple[str, StageConfig, int]]:
     return plan
 
 
+def total_steps(config: TrainConfig) -> int:
+    """Optimizer steps of the whole run, every stage included."""
+    _, stage, first = stage_plan(config)[-1]
+    return first + stage.steps
+
+
 def set_trainable(model: MobileVLM, stage: str, config: TrainConfig) -> list[torch.nn.Parameter]:
     """Freeze every part except those this stage trains (the ViT is always frozen); return the trainable parameters."""
     parts = trained_parts(stage, config)
@@ -272,15 +279,16 @@ def save_run(out: Path, model: MobileVLM, config: TrainConfig, state: dict) -> N
     save_trainer_state(out, {**state, "weights_sha256": _digest(out / WEIGHTS)})
 
 
-def load_trained(directory: str | Path) -> tuple[MobileVLM, TrainConfig]:
-    """A trained model and its TrainConfig from a checkpoint folder (FileNotFoundError names a missing file)."""
+def load_trained(directory: str | Path, device: str | torch.device = "cpu") -> tuple[MobileVLM, TrainConfig]:
+    """A trained model (on `device`) and its TrainConfig from a checkpoint folder (FileNotFoundError names a missing
+    file)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no checkpoint folder at {directory}; "
                                 f"train one with `python -m mobilevlm_mini train --out {directory}`")
     config = load_config(directory, TrainConfig)
     model = MobileVLM(config.model)  # the weights file holds the ViT too: nothing to download or pretrain
-    return load_checkpoint(directory, model, config).eval(), config
+    return load_checkpoint(directory, model, config).eval().to(device), config
 
 
 # ---------------------------------------------------------------- the loop
@@ -426,8 +434,7 @@ def train(
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs the checkpoint folder `out`")
-    plan = stage_plan(config)
-    total = plan[-1][2] + plan[-1][1].steps
+    plan, total = stage_plan(config), total_steps(config)
     with distributed.main_first():  # the main process builds any missing cached piece; the others read it
         if resume:
             model, state = resume_run(config, out)
