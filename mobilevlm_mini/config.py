@@ -53,6 +53,8 @@ class StageConfig:
     warmup: int = 10
     # stage 2: questions per image in one sequence, drawn at random (None: its whole conversation)
     max_turns: int | None = None
+    # stage 2: how much more often a question type is drawn first (e.g. {"count": 2.0}; missing types weigh 1)
+    type_weights: dict[str, float] | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from mobilevlm_mini.runtime import cache_dir
 
@@ -96,6 +97,21 @@ def check_compute(seconds: float = 5.0, min_gflops: float = 1.0) -> Check:
     gflops = flops / (time.perf_counter() - start) / 1e9
     return Check("compute", gflops >= min_gflops, f"{gflops:.0f} GFLOP/s (float32 matmul, {seconds:.0f} s)",
                  "this CPU is very slow: use quick mode (MOBILEVLM_MINI_QUICK=1)")
+
+
+def machine() -> dict:
+    """What a measurement ran on: CPU model, cores, torch, Python, `check_compute`'s GFLOP/s, and the date."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gflops = float(check_compute().detail.split()[0])
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+            "doctor_gflops": gflops, "date": time.strftime("%Y-%m-%d")}
 
 
 def run_checks(compute_seconds: float = 5.0) -> list[Check]:

@@ -143,21 +143,36 @@ def batch_rows(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     return rows
 
 
+def turn_order(types: list[str], generator: torch.Generator | None = None,
+               type_weights: dict[str, float] | None = None) -> list[int]:
+    """The order in which a conversation's turns (of these question types) are used: natural without a generator,
+    else random, each next turn drawn with probability proportional to its type's weight (1 unless given)."""
+    if generator is None:
+        return list(range(len(types)))
+    if not type_weights:
+        return torch.randperm(len(types), generator=generator).tolist()
+    unknown = sorted(set(type_weights) - set(QUESTION_TYPES))
+    if unknown:
+        raise ValueError(f"unknown question types {unknown} in type_weights; expected some of {QUESTION_TYPES}")
+    weights = torch.tensor([float(type_weights.get(kind, 1.0)) for kind in types])
+    return torch.multinomial(weights, len(types), generator=generator).tolist()
+
+
 def conversation_batch(
     model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None,
-    max_turns: int | None = None
+    max_turns: int | None = None, type_weights: dict[str, float] | None = None
 ):
     """Each row's conversation in one sequence: (input_ids, features, attention_mask, labels), as MobileVLM takes them.
 
     With a generator the turns come in a random order each time, so no question type is tied to a place
     in the conversation and a single question (as in `answer`) looks like any turn; `max_turns` keeps
-    only the first few of that order (1: one random question per image, as `answer` asks them).
+    only the first few of that order (1: one random question per image, as `answer` asks them), and
+    `type_weights` makes some types come first more often (`turn_order`).
     """
     pairs = []
     for row in rows.tolist():
         turns = data.conversations[row]
-        order = (torch.randperm(len(turns), generator=generator).tolist() if generator is not None
-                 else list(range(len(turns))))
+        order = turn_order([kind for kind, _, _ in turns], generator, type_weights)
         turns = [turns[i][1:] for i in order[:max_turns]]
         pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first,
                                   image_tokens=model.num_visual_tokens))
@@ -247,8 +262,9 @@ def exact_match(records: list[dict], group: str = "type", groups: tuple[str, ...
 
 
 def stage_options(name: str, stage: StageConfig) -> dict:
-    """Keyword arguments of this stage's batch function beyond the rows: `max_turns` for stage 2, none for stage 1."""
-    return {"max_turns": stage.max_turns} if name == "instruct" else {}
+    """Keyword arguments of this stage's batch function beyond the rows: `max_turns` and `type_weights` for stage 2,
+    none for stage 1."""
+    return {"max_turns": stage.max_turns, "type_weights": stage.type_weights} if name == "instruct" else {}
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ from mobilevlm_mini.train import (
     stage_options,
     stage_plan,
     train,
+    turn_order,
     validation_loss,
 )
 from mobilevlm_mini.vision import ViT, ViTConfig
@@ -142,6 +143,20 @@ def test_conversation_batch_max_turns_keeps_one_random_question_per_image(datase
         assert kept in [a for _, _, a in data["train"].conversations[row]]  # its answer, and nothing else
 
 
+def test_turn_order_draws_weighted_types_first_more_often():
+    """type_weights: a type weighing 3 comes first about 3 times as often as one weighing 1; no generator keeps the
+    natural order; an unknown type is named."""
+    types = ["colour", "count", "shape", "neighbour"]
+    assert turn_order(types) == [0, 1, 2, 3]
+    generator = torch.Generator().manual_seed(0)
+    firsts = [turn_order(types, generator, {"count": 3.0})[0] for _ in range(4000)]
+    share = firsts.count(1) / len(firsts)
+    assert share == pytest.approx(3 / 6, abs=0.03)  # weights 1, 3, 1, 1
+    assert sorted(turn_order(types, generator, {"count": 3.0})) == [0, 1, 2, 3]  # every turn, once
+    with pytest.raises(ValueError, match="unknown question types \\['colours'\\]"):
+        turn_order(types, generator, {"colours": 2.0})
+
+
 def test_validation_loss_reads_sequences_shaped_like_the_stages_training(datasets):
     """Stage 2 with max_turns=1 is validated on one question per image (its first), as it trains and is asked."""
     config = tiny_config()
@@ -149,7 +164,7 @@ def test_validation_loss_reads_sequences_shaped_like_the_stages_training(dataset
     model = build_model(config)
     stage = dataclasses.replace(config.instruct, max_turns=1)
     options = stage_options("instruct", stage)
-    assert options == {"max_turns": 1} and stage_options("align", stage) == {}
+    assert options == {"max_turns": 1, "type_weights": None} and stage_options("align", stage) == {}
     ids, features, mask, labels = conversation_batch(model, data["validation"], torch.arange(len(data["validation"])),
                                                      **options)
     first = [model.tokenizer.decode([t for t in row.tolist() if t >= 0], skip_special=True) for row in labels]

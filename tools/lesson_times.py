@@ -17,18 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_notebooks import run  # noqa: E402  (a sibling script, not a package)
+
+from mobilevlm_mini.doctor import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "measured" / "lesson_times.json"
@@ -46,23 +46,6 @@ def cache_entries(cache: Path) -> set[str]:
         f"{kind.name}/{entry.name}" for kind in cache.iterdir() if kind.is_dir()
         for entry in kind.iterdir() if not entry.name.startswith(".") and not entry.name.endswith(".partial")
     }
-
-
-def machine() -> dict:
-    """What the times were measured on: CPU model, cores, torch, and doctor's compute figure."""
-    import torch
-
-    from mobilevlm_mini.doctor import check_compute
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    gflops = float(check_compute().detail.split()[0])
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "doctor_gflops": gflops, "date": time.strftime("%Y-%m-%d")}
 
 
 def timed(path: Path, save: bool) -> float:

@@ -1,0 +1,115 @@
+"""Lesson 07's recipe choices, measured on the validation split: each variant of the default recipe, several seeds.
+
+Every variant changes a few fields of the `tiny` preset (dotted names: "instruct.steps"); each (variant, seed) run
+trains stages 1 and 2 on the cached encoder's features and is scored on the first 1,000 validation images (every
+question asked alone, greedy). The test split is never read here: the recipe is chosen on validation, and
+tools/seeds_table.py scores the chosen one on test once. One JSON file per run in --out (restartable: finished runs
+are skipped; two processes can share the folder).
+Usage: python tools/recipe_search.py VARIANT [VARIANT ...] [--seeds 0 1 2] [--threads 1] [--list]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mobilevlm_mini.checkpoint import config_to_dict
+from mobilevlm_mini.config import TrainConfig, vlm_preset
+from mobilevlm_mini.train import build_model, exact_match, predict, prepare_split, train
+
+ROOT = Path(__file__).resolve().parent.parent
+N_VALIDATION = 1000
+
+# name -> (what it tests, overrides of the default preset)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("the default recipe", {}),
+    "weights2": ("count and neighbour questions drawn twice as often", {
+        "instruct.type_weights": {"count": 2.0, "neighbour": 2.0}}),
+    "weights3": ("count and neighbour questions drawn three times as often", {
+        "instruct.type_weights": {"count": 3.0, "neighbour": 3.0}}),
+    "turns2": ("two questions per image, 64 images a step", {"instruct.max_turns": 2, "instruct.batch_size": 64}),
+    "turns2x128": ("two questions per image, 128 images a step", {"instruct.max_turns": 2}),
+    "turns3x64": ("three questions per image, 64 images a step", {"instruct.max_turns": 3, "instruct.batch_size": 64}),
+    "whole32": ("whole conversations, 32 images a step", {"instruct.max_turns": None, "instruct.batch_size": 32}),
+    "s2_700": ("stage 2 700 steps", {"instruct.steps": 700}),
+    "b256_500": ("stage 2 256 images a step, 500 steps", {"instruct.batch_size": 256, "instruct.steps": 500}),
+}
+
+
+def configure(name: str, seed: int) -> TrainConfig:
+    """The tiny preset with a variant's overrides and the seed."""
+    config = vlm_preset("tiny", seed=seed)
+    for key, value in VARIANTS[name][1].items():
+        stage, _, field = key.rpartition(".")
+        if stage:
+            config = replace(config, **{stage: replace(getattr(config, stage), **{field: value})})
+        else:
+            config = replace(config, **{field: value})
+    return config
+
+
+def run_one(name: str, seed: int, data: dict, validation, out: Path) -> dict:
+    """Train one (variant, seed) and score it on the validation images; written to out/<name>-seed<seed>.json."""
+    config = configure(name, seed)
+    started = time.perf_counter()
+    model, history = train(config, data=data, progress=False)
+    scores = exact_match(predict(model, validation))
+    result = {
+        "variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1], "seed": seed,
+        "split": "validation", "n_images": len(validation), "exact_match": scores["exact_match"],
+        "per_type": {kind: s["exact_match"] for kind, s in scores["per_type"].items()},
+        "train_seconds": round(history["seconds"], 1), "wall_seconds": round(time.perf_counter() - started, 1),
+        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "config": config_to_dict(config),
+    }
+    path = out / f"{name}-seed{seed}.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="*", help=f"variants to run: {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=ROOT / "assets" / "measured" / "recipe_search")
+    parser.add_argument("--list", action="store_true", help="list the variants and exit")
+    args = parser.parse_args()
+    if args.list or not args.variants:
+        for name, (what, overrides) in VARIANTS.items():
+            print(f"{name:>12}: {what}  {overrides}")
+        return
+    unknown = [name for name in args.variants if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; expected some of {list(VARIANTS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    todo = [(name, seed) for seed in args.seeds for name in args.variants
+            if not (args.out / f"{name}-seed{seed}.json").is_file()]
+    if not todo:
+        print("nothing to run: every (variant, seed) has a result")
+        return
+    base = vlm_preset("tiny")
+    model = build_model(base)
+    validation = prepare_split(model, "validation", N_VALIDATION, base.encoder_quick)
+    data = {"train": prepare_split(model, "train", base.n_train, base.encoder_quick),
+            "validation": prepare_split(model, "validation", base.n_val, base.encoder_quick)}
+    for name, seed in todo:
+        result = run_one(name, seed, data, validation, args.out)
+        types = " ".join(f"{k} {100 * v:.1f}" for k, v in result["per_type"].items())
+        print(f"{name} seed {seed}: {100 * result['exact_match']:.2f}% ({types}) {result['train_seconds']} s",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
