@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Ask every question of a split's images (one at a time, greedy) "
                                                "and score exact match.")
     evaluate.add_argument("--ckpt", required=True, help="checkpoint folder written by `train`")
-    evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test",
-                          help="which split (default test)")
+    evaluate.add_argument("--split", choices=["train", "validation", "test", "drawn"], default="test",
+                          help="which split (default test; drawn: shapes-world scenes drawn as by hand, drawn.py)")
     evaluate.add_argument("--n", type=int, help="number of images (default: the checkpoint's n_test)")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     _device_option(evaluate)

@@ -11,14 +11,16 @@ Public API
 - `SceneObject` (shape, colour, size, row, col); `sample_scene(rng, config)` -> list of them.
 - `draw_scene(objects, config, rng)` -> (H, W, 3) uint8 image, anti-aliased by supersampling.
 - `caption(objects, places)`, `conversation(objects, rng)` -> [(question_type, question, answer), ...].
-- `make_example(seed, index, config)` -> one row as a dict.
-- `generate_dataset(n, seed, config, progress, workers)` -> `datasets.Dataset` (not cached; drawn in parallel).
-- `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test".
+- `make_example(seed, index, config)` -> one row as a dict; `example_row(index, objects, turns, image)` assembles it.
+- `generate_dataset(n, seed, config, progress, workers, make)` -> `datasets.Dataset` (not cached; drawn in parallel;
+  `make` draws one row: `make_example`, or another renderer's, such as drawn.py's).
+- `load_split(split, n, config)` -> cached `datasets.Dataset` for "train"/"validation"/"test";
+  `cached_split(path, draw)`: the caching itself (drawn.py's "drawn" split uses it too).
 - `images_to_tensor(images)` -> (B, 3, H, W) float in [0, 1] (`images_to_uint8`: the same as bytes);
   `text_corpus(dataset)` -> lines; `scene_objects(row)` -> the row's objects as `SceneObject`s.
 - `vocabulary()`: every token the captions, questions and answers can contain; `shapes_tokenizer()`: a Tokenizer of
   them.
-- `data_dir()`: where splits are cached (<runtime.cache_dir()>/data); `split_path(split, n, config)`: one
+- `data_dir()`: where splits are cached (<runtime.cache_dir()>/data); `split_path(split, n, config, renderer)`: one
   split's folder.
 
 Rows have columns: image (Image), caption, questions, answers, question_types (lists of strings,
@@ -31,7 +33,7 @@ import io
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -310,6 +312,11 @@ def make_example(seed: int, index: int, config: WorldConfig = WorldConfig()) -> 
     objects = sample_scene(rng, config)
     image = draw_scene(objects, config, rng)
     turns = conversation(objects, rng, config)
+    return example_row(index, objects, turns, image)
+
+
+def example_row(index: int, objects: list[SceneObject], turns: list[tuple[str, str, str]], image: np.ndarray) -> dict:
+    """One row of a split (the columns of `features()`) from a scene, its conversation and its (H, W, 3) uint8 image."""
     return {
         "image": {"bytes": _png(image), "path": None},
         "caption": caption(objects),
@@ -339,16 +346,18 @@ def features():
     })
 
 
-def _draw_examples(seed: int, start: int, stop: int, config: WorldConfig) -> list[dict]:
-    return [make_example(seed, i, config) for i in range(start, stop)]
+def _draw_examples(seed: int, start: int, stop: int, config: Any, make: Callable[[int, int, Any], dict]) -> list[dict]:
+    return [make(seed, i, config) for i in range(start, stop)]
 
 
-def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(), progress: bool = False,
-                     workers: int | None = None):
+def generate_dataset(n: int, seed: int = 0, config: Any = WorldConfig(), progress: bool = False,
+                     workers: int | None = None, make: Callable[[int, int, Any], dict] = make_example):
     """Draw n examples from `seed` into a `datasets.Dataset` (in memory; see `load_split` for the cache).
 
-    workers: processes drawing at once (default: one per CPU core for 4,000 examples or more, else 1); every example
-    depends only on (seed, index), so the rows are the same for any number of workers.
+    make: draws row `index` as `make(seed, index, config)` (default `make_example`, with a WorldConfig; a module-level
+    function, so worker processes can import it). workers: processes drawing at once (default: one per CPU core for
+    4,000 examples or more, else 1); every example depends only on (seed, index), so the rows are the same for any
+    number of workers.
     """
     from concurrent.futures import ProcessPoolExecutor
     from contextlib import nullcontext
@@ -360,7 +369,7 @@ def generate_dataset(n: int, seed: int = 0, config: WorldConfig = WorldConfig(),
     if n <= 0:
         raise ValueError(f"n must be a positive number of examples, got {n}")
     workers = workers or ((os.cpu_count() or 1) if n >= 4000 else 1)
-    chunks = [(seed, start, min(start + 500, n), config) for start in range(0, n, 500)]
+    chunks = [(seed, start, min(start + 500, n), config, make) for start in range(0, n, 500)]
     rows = []
     # "spawn": a fresh interpreter per worker, safe whatever threads the parent (a notebook kernel, torch) runs
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
@@ -379,24 +388,33 @@ def data_dir() -> Path:
     return cache_dir() / "data"
 
 
-def split_path(split: str, n: int, config: WorldConfig = WorldConfig()) -> Path:
-    """The cache folder of a split's first n examples: <data_dir()>/<split>-<n>-<hash of the world and DATA_VERSION>."""
-    digest = settings_digest({"split": split, "n": n, "config": asdict(config), "version": DATA_VERSION})
+def split_path(split: str, n: int, config: WorldConfig = WorldConfig(), renderer: dict | None = None) -> Path:
+    """The cache folder of a split's first n examples: <data_dir()>/<split>-<n>-<hash of the world and DATA_VERSION>.
+
+    renderer: the settings of another renderer than `draw_scene` (drawn.py's), hashed too; None for this module's own
+    splits, whose folder names stay as they were.
+    """
+    settings = {"split": split, "n": n, "config": asdict(config), "version": DATA_VERSION}
+    digest = settings_digest(settings if renderer is None else {**settings, "renderer": renderer})
     return data_dir() / f"{split}-{n}-{digest}"
+
+
+def cached_split(path: Path, draw: Callable[[], Any]):
+    """The `datasets.Dataset` saved at `path`, or `draw()`'s, saved there first (a reader never sees half a split)."""
+    from datasets import load_from_disk
+
+    if not path.exists():
+        dataset = draw()
+        with building(path) as folder:
+            dataset.save_to_disk(str(folder))
+    return load_from_disk(str(path))
 
 
 def load_split(split: str = "train", n: int = 1000, config: WorldConfig = WorldConfig(), progress: bool = True):
     """The split's first n examples as a `datasets.Dataset`, from the cache or drawn and cached once."""
-    from datasets import load_from_disk
-
     if split not in SPLIT_SEEDS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_SEEDS)}")
-    path = split_path(split, n, config)
-    if not path.exists():
-        dataset = generate_dataset(n, SPLIT_SEEDS[split], config, progress)
-        with building(path) as folder:  # a reader never sees half a split
-            dataset.save_to_disk(str(folder))
-    return load_from_disk(str(path))
+    return cached_split(split_path(split, n, config), lambda: generate_dataset(n, SPLIT_SEEDS[split], config, progress))
 
 
 def scene_objects(row: dict) -> list[SceneObject]:

@@ -1,4 +1,7 @@
-"""Real photos without a download: matplotlib's sample data, or any PNG/JPEG on disk."""
+"""Real photos without a download: matplotlib's sample data, or any PNG/JPEG on disk, brought to the model's size.
+
+`to_model_size(image, size)` is the one resize of the package: `ask` (`load_image`) and the drawn split use it.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +18,23 @@ def sample_photo_path(name: str = "grace_hopper.jpg") -> Path:
     return Path(cbook.get_sample_data(name, asfileobj=False))
 
 
+def to_model_size(image: Image.Image, size: int) -> Image.Image:
+    """Any PIL image -> the model's input: converted to RGB, centre-cropped to a square, resized (bicubic) to size."""
+    if size <= 0:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    image = image.convert("RGB")
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+
+
 def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """Read a PNG/JPEG, convert to RGB, centre-crop to a square and resize: (3, size, size) in [0, 1]."""
+    """Read a PNG/JPEG and bring it to the model's size (`to_model_size`): (3, size, size) in [0, 1]."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}; give the path of a PNG or JPEG")
-    if size <= 0:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
     with Image.open(path) as image:
-        image = image.convert("RGB")
-        side = min(image.size)
-        left, top = (image.width - side) // 2, (image.height - side) // 2
-        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
-        array = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3)
+        array = np.asarray(to_model_size(image, size), dtype=np.float32) / 255.0  # (H, W, 3)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()  # (3, H, W)
 
 

@@ -19,8 +19,8 @@ A checkpoint folder holds model.safetensors + config.json (the whole TrainConfig
 each written atomically (`checkpoint.py`); trainer_state.pt records a digest of the weights it belongs to.
 
 Public API
-- `PreparedSplit`, `load_images(split, n, encoder_quick, image_size)`, `split_from_dataset(model, dataset, features)`,
-  `prepare_split(model, split, n, encoder_quick)`,
+- `SPLITS` (data.py's three, drawn.py's "drawn"), `PreparedSplit`, `load_images(split, n, encoder_quick, image_size)`,
+  `split_from_dataset(model, dataset, features)`, `prepare_split(model, split, n, encoder_quick)`,
   `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
 - `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `total_steps(config)`,
   `stage_optim(stage, ...)`.
@@ -56,14 +56,16 @@ from mobilevlm_mini.checkpoint import (
 )
 from mobilevlm_mini.config import StageConfig, TrainConfig
 from mobilevlm_mini.contrastive import default_recipe
-from mobilevlm_mini.data import QUESTION_TYPES, WorldConfig, images_to_tensor, load_split
+from mobilevlm_mini.data import QUESTION_TYPES, SPLIT_SEEDS, WorldConfig, images_to_tensor, load_split
 from mobilevlm_mini.devices import resolve_device
+from mobilevlm_mini.drawn import DRAWN_SPLIT, DrawnConfig, load_drawn_split
 from mobilevlm_mini.encoders import pretrained_vit
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.optim import OptimConfig, Optimizer
 from mobilevlm_mini.runtime import derive_seed, seed_everything
 
 STAGES = ("align", "instruct")
+SPLITS = (*SPLIT_SEEDS, DRAWN_SPLIT)  # what `load_images`, `prepare_split` and `eval --split` take
 LR_FLOOR = 0.1  # both stages (and video training) decay to 10% of their peak learning rate
 
 
@@ -98,13 +100,17 @@ class PreparedSplit:
 
 
 def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size):
-    """The first n images (image_size px) of a split; the training split reuses the cached images the ViT was
-    pretrained on."""
+    """The first n images (image_size px) of a split (one of `SPLITS`); the training split reuses the cached images the
+    ViT was pretrained on, and "drawn" is drawn.py's hand-drawn split."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of images, got {n}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if split == DRAWN_SPLIT:
+        return load_drawn_split(n, DrawnConfig(world=WorldConfig(image_size=image_size)), progress=False)
     # a prefix of a split is a smaller split
-    drawn = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n
-    return load_split(split, drawn, WorldConfig(image_size=image_size), progress=False).select(range(n))
+    count = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n
+    return load_split(split, count, WorldConfig(image_size=image_size), progress=False).select(range(n))
 
 
 def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor | None = None) -> PreparedSplit:
