@@ -142,6 +142,8 @@ def load_checkpoint(directory: str | Path, model: nn.Module, config: Any) -> nn.
     """Load the weights in `directory` into `model` after checking its config.json equals `config`."""
     directory = Path(directory)
     saved = {k: v for k, v in json.loads(_require(directory / CONFIG).read_text()).items() if k not in RUN_KEYS}
+    if dataclasses.is_dataclass(config):  # a field added since the file was written counts as its default
+        saved = config_to_dict(config_from_dict(type(config), saved))
     problems = config_mismatch(saved, config_to_dict(config))
     if problems:
         raise ValueError(f"the checkpoint in {directory} was saved with another config:\n  " + "\n  ".join(problems))

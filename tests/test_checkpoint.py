@@ -1,5 +1,6 @@
 """Checkpoints: round trip, atomic writes, and errors that say what is wrong."""
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -56,6 +57,18 @@ def test_mismatch_names_every_field(tmp_path):
     message = str(error.value)
     assert "depth: saved 2, expected 3" in message and "inner.names: saved ['a', 'b'], expected ['a', 'c']" in message
     assert "act" not in message and "width" not in message
+
+
+def test_a_field_added_since_the_checkpoint_counts_as_its_default(tmp_path):
+    """An old config.json without a newer field loads while the field keeps its default, and not when it does not."""
+    config = Outer()
+    save_checkpoint(tmp_path, make(config), config)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["act"]  # written before `act` existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    load_checkpoint(tmp_path, make(config), config)
+    with pytest.raises(ValueError, match="act: saved 'gelu', expected 'relu'"):
+        load_checkpoint(tmp_path, make(config), Outer(act="relu"))
 
 
 def test_missing_files_are_named(tmp_path):
