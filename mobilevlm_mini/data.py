@@ -40,6 +40,7 @@ import torch
 from PIL import Image
 
 from mobilevlm_mini.checkpoint import building, settings_digest
+from mobilevlm_mini.photos import jpeg_round_trip, to_model_size
 from mobilevlm_mini.runtime import cache_dir
 from mobilevlm_mini.tokenizer import Tokenizer, split_words
 
@@ -67,8 +68,35 @@ DATA_VERSION = 2  # bump when drawing or text changes, so old caches are not reu
 
 
 @dataclass(frozen=True)
+class Augment:
+    """How far a training picture may stray from the plain world, so that a model also reads pictures drawn
+    elsewhere (drawn.py): each picture drawn at a random side and resized as `ask` resizes, its background plain
+    white or tinted, each object's colour, centre and radius a little off, some objects outlined, some pictures
+    saved as JPEG. The scene and its texts do not change."""
+
+    centre: float = 0.15  # centre up to +- this fraction of a cell from the cell's centre (the plain world: 0.06)
+    radius: float = 0.15  # radius up to +- this fraction of its size's radius
+    shade: int = 25  # each RGB channel of an object's colour shifted by up to +- this
+    white: float = 0.3  # probability of a plain white background (else a random light tint and gradient)
+    outline: float = 0.5  # probability that an object gets a dark outline
+    sides: tuple[int, int] = (32, 144)  # drawn at a random side in this range (pixels), then resized to image_size
+    jpeg: float = 0.5  # probability of a JPEG round trip at quality 60-95
+
+    def __post_init__(self):
+        for name, value, high in (("centre", self.centre, 0.49), ("radius", self.radius, 0.99),
+                                  ("white", self.white, 1.0), ("outline", self.outline, 1.0), ("jpeg", self.jpeg, 1.0)):
+            if not 0 <= value <= high:
+                raise ValueError(f"Augment.{name} must be between 0 and {high}, got {value}")
+        if not 0 <= self.shade <= 255:
+            raise ValueError(f"Augment.shade must be an RGB shift between 0 and 255, got {self.shade}")
+        if not 8 <= self.sides[0] <= self.sides[1]:
+            raise ValueError(f"Augment.sides must be (low, high) pixels with 8 <= low <= high, got {self.sides}")
+
+
+@dataclass(frozen=True)
 class WorldConfig:
-    """What the world may contain: image side in pixels, objects per image, shapes and colours."""
+    """What the world may contain: image side in pixels, objects per image, shapes and colours; `augment` varies
+    how its pictures are drawn (the training split's, `split_world`)."""
 
     image_size: int = 48  # 3 cells of 16 px: with 8 px patches each cell is exactly 2 x 2 patches (lesson 07)
     min_objects: int = 1
@@ -76,6 +104,7 @@ class WorldConfig:
     shapes: tuple[str, ...] = SHAPES
     colours: tuple[str, ...] = tuple(COLOURS)
     supersample: int = 4  # sub-pixels per side for anti-aliasing
+    augment: Augment | None = None
 
     def __post_init__(self):
         if self.image_size <= 0:
@@ -167,8 +196,11 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A light background with a random tint and a faint gradient: (H, W, 3) float."""
+def _background(rng: np.random.Generator, size: int, white: float = 0.0) -> np.ndarray:
+    """A light background with a random tint and a faint gradient, or plain white with probability `white`:
+    (H, W, 3) float."""
+    if white and rng.random() < white:
+        return np.full((size, size, 3), 255.0)
     tint = 232.0 + rng.uniform(-10, 10, size=3)  # (3,)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.linspace(-1, 1, size)
@@ -176,25 +208,61 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return tint[None, None, :] + gradient[:, :, None]
 
 
+def _paint(image: np.ndarray, shape: str, cx: float, cy: float, radius: float, colour: np.ndarray, s: int) -> None:
+    """Blend a shape of this colour into `image` (H, W, 3) float in place, anti-aliased over s x s sub-pixels."""
+    size = image.shape[0]
+    x0, x1 = max(int(cx - radius) - 1, 0), min(int(cx + radius) + 2, size)
+    y0, y1 = max(int(cy - radius) - 1, 0), min(int(cy + radius) + 2, size)
+    if x1 <= x0 or y1 <= y0:
+        return
+    xs = x0 + (np.arange((x1 - x0) * s) + 0.5) / s  # sub-pixel centres
+    ys = y0 + (np.arange((y1 - y0) * s) + 0.5) / s
+    inside = _inside(shape, (xs[None, :] - cx) / radius, (ys[:, None] - cy) / radius)  # (h*s, w*s)
+    alpha = inside.reshape(y1 - y0, s, x1 - x0, s).mean(axis=(1, 3))[:, :, None]  # coverage (h, w, 1)
+    image[y0:y1, x0:x1] = image[y0:y1, x0:x1] * (1 - alpha) + colour * alpha
+
+
 def draw_scene(objects: Iterable[SceneObject], config: WorldConfig = WorldConfig(),
                rng: np.random.Generator | None = None) -> np.ndarray:
-    """Draw the objects: (H, W, 3) uint8. Edges are anti-aliased by averaging supersample^2 sub-pixels."""
+    """Draw the objects: (H, W, 3) uint8. Edges are anti-aliased by averaging supersample^2 sub-pixels.
+
+    With `config.augment` the picture is drawn by `_draw_augmented` from a stream spawned off `rng`, and `rng`
+    advances as the plain picture's draws would (4 for the background, 2 per object): the conversation drawn next is
+    the plain picture's."""
     rng = np.random.default_rng(0) if rng is None else rng
-    size, s = config.image_size, config.supersample
+    if config.augment is not None:
+        objects = list(objects)
+        rng.random(4 + 2 * len(objects))
+        return _draw_augmented(objects, config, rng.spawn(1)[0])
+    size = config.image_size
     image = _background(rng, size)  # (H, W, 3)
     cell = size / GRID
     for obj in objects:
-        radius = SIZE_RADIUS[obj.size] * cell
         cx, cy = (np.array([obj.col, obj.row]) + 0.5 + rng.uniform(-0.06, 0.06, size=2)) * cell
-        x0, x1 = max(int(cx - radius) - 1, 0), min(int(cx + radius) + 2, size)
-        y0, y1 = max(int(cy - radius) - 1, 0), min(int(cy + radius) + 2, size)
-        xs = x0 + (np.arange((x1 - x0) * s) + 0.5) / s  # sub-pixel centres
-        ys = y0 + (np.arange((y1 - y0) * s) + 0.5) / s
-        inside = _inside(obj.shape, (xs[None, :] - cx) / radius, (ys[:, None] - cy) / radius)  # (h*s, w*s)
-        alpha = inside.reshape(y1 - y0, s, x1 - x0, s).mean(axis=(1, 3))[:, :, None]  # coverage (h, w, 1)
-        patch = image[y0:y1, x0:x1]
-        image[y0:y1, x0:x1] = patch * (1 - alpha) + np.array(COLOURS[obj.colour], dtype=float) * alpha
+        _paint(image, obj.shape, cx, cy, SIZE_RADIUS[obj.size] * cell, np.array(COLOURS[obj.colour], dtype=float),
+               config.supersample)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+def _draw_augmented(objects: Iterable[SceneObject], config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
+    """`draw_scene` with `config.augment`'s variations, at a random side, resized to image_size: (H, W, 3) uint8."""
+    aug = config.augment
+    size = int(rng.integers(aug.sides[0], aug.sides[1] + 1))
+    image = _background(rng, size, aug.white)  # (S, S, 3)
+    cell = size / GRID
+    for obj in objects:
+        cx, cy = (np.array([obj.col, obj.row]) + 0.5 + rng.uniform(-aug.centre, aug.centre, size=2)) * cell
+        radius = SIZE_RADIUS[obj.size] * cell * (1 + rng.uniform(-aug.radius, aug.radius))
+        colour = np.clip(np.array(COLOURS[obj.colour], dtype=float) + rng.uniform(-aug.shade, aug.shade, 3), 0, 255)
+        if rng.random() < aug.outline:  # a dark shape, then the fill inside it
+            width = max(1.0, size / 96) * rng.uniform(0.7, 1.3)
+            _paint(image, obj.shape, cx, cy, radius, rng.uniform(0, 60, 3), 2)
+            radius = max(radius - width, radius / 2)
+        _paint(image, obj.shape, cx, cy, radius, colour, 2)
+    picture = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    if rng.random() < aug.jpeg:
+        picture = jpeg_round_trip(picture, int(rng.integers(60, 96)))
+    return np.asarray(to_model_size(picture, config.image_size))
 
 
 # ---------------------------------------------------------------- text
@@ -394,7 +462,8 @@ def split_path(split: str, n: int, config: WorldConfig = WorldConfig(), renderer
     renderer: the settings of another renderer than `draw_scene` (drawn.py's), hashed too; None for this module's own
     splits, whose folder names stay as they were.
     """
-    settings = {"split": split, "n": n, "config": asdict(config), "version": DATA_VERSION}
+    world = {k: v for k, v in asdict(config).items() if k != "augment" or v is not None}  # plain: names as before
+    settings = {"split": split, "n": n, "config": world, "version": DATA_VERSION}
     digest = settings_digest(settings if renderer is None else {**settings, "renderer": renderer})
     return data_dir() / f"{split}-{n}-{digest}"
 

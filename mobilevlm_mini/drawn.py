@@ -12,7 +12,7 @@ world's image size. A model that learnt the world rather than one renderer shoul
 Public API
 - `DrawnConfig`: the ranges a drawing varies in, and the `WorldConfig` of its scenes; validated on creation.
 - `paint_scene(objects, rng, config)` -> PIL image at a random canvas size; `draw_picture(objects, rng, config)`:
-  the same after a JPEG round trip at a random quality (`jpeg_round_trip`), as a person would save it.
+  the same after a JPEG round trip at a random quality (`photos.jpeg_round_trip`), as a person would save it.
 - `make_drawn_example(seed, index, config)` -> one row with `data.make_example`'s columns, image at the world's size.
 - `DRAWN_SPLIT` ("drawn"), `DRAWN_SEED`, `DRAWN_VERSION`; `drawn_split_path(n, config)`;
   `load_drawn_split(n, config)` -> the split's first n examples, cached like data.py's splits.
@@ -20,7 +20,6 @@ Public API
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from mobilevlm_mini.data import (
     sample_scene,
     split_path,
 )
-from mobilevlm_mini.photos import to_model_size
+from mobilevlm_mini.photos import jpeg_round_trip, to_model_size
 
 DRAWN_SPLIT = "drawn"
 DRAWN_SEED = 4_000  # a base seed of its own: data.SPLIT_SEEDS holds 1_000, 2_000 and 3_000
@@ -123,15 +122,6 @@ def paint_scene(objects: list[SceneObject], rng: np.random.Generator,
             corners = [(cx + u * radius, cy + v * radius) for u, v in POLYGONS[obj.shape]]
             draw.polygon(corners, fill=fill, outline=outline, width=width)
     return image
-
-
-def jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:
-    """The image as it reads back after being saved as a JPEG of this quality (1-100)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as saved:
-        return saved.convert("RGB")
 
 
 def draw_picture(objects: list[SceneObject], rng: np.random.Generator,

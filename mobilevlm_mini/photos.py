@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,15 @@ def to_model_size(image: Image.Image, size: int) -> Image.Image:
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
     return image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:
+    """The image as it reads back after being saved as a JPEG of this quality (1-100)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as saved:
+        return saved.convert("RGB")
 
 
 def load_image(path: str | Path, size: int) -> torch.Tensor:

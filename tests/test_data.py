@@ -169,3 +169,38 @@ def test_command_line_builds_a_dataset(tmp_path, capsys):
 
 def test_command_line_draws_at_the_courses_image_size():
     assert build_parser().parse_args(["data", "--out", "shapes"]).size == WorldConfig().image_size
+
+
+def test_augmented_pictures_keep_the_scene_and_its_texts_and_vary_the_drawing():
+    """Augment changes only the picture: the same scene, caption and conversation as the plain world's, a 48 px RGB
+    image, centres further from their cells' centres, some backgrounds plain white; the plain splits keep their
+    cache folders."""
+    plain_world, world = WorldConfig(), WorldConfig(augment=data.Augment())
+    offsets, whites = [], 0
+    for index in range(120):
+        plain, augmented = data.make_example(7, index, plain_world), data.make_example(7, index, world)
+        for key in ("caption", "questions", "answers", "question_types", "objects"):
+            assert plain[key] == augmented[key]
+        image = np.asarray(data.images_to_uint8([Image().decode_example(augmented["image"])])[0].permute(1, 2, 0))
+        assert image.shape == (48, 48, 3)
+        whites += bool((image[:2, :2] >= 250).all())
+        objects = augmented["objects"]
+        if len(objects) == 1 and objects[0]["shape"] != "triangle":  # a triangle's centroid is not its centre
+            o = objects[0]
+            colourful = np.abs(image.astype(int) - image.astype(int).mean(axis=2, keepdims=True)).sum(axis=2) > 60
+            ys, xs = np.nonzero(colourful)
+            offsets.append(max(abs(xs.mean() + 0.5 - (o["col"] + 0.5) * 16), abs(ys.mean() + 0.5 - (o["row"] + 0.5) * 16)) / 16)
+    assert max(offsets) > 0.08  # the plain world stays within 0.06 of a cell
+    assert whites > 5
+    assert data.split_path("test", 1000, plain_world) != data.split_path("test", 1000, world)
+    assert data.split_path("test", 1000).name.startswith("test-1000-")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"centre": 0.6}, "Augment.centre must be between 0 and 0.49"),
+    ({"shade": -1}, "Augment.shade must be an RGB shift"),
+    ({"sides": (4, 8)}, "Augment.sides must be"),
+])
+def test_bad_augment(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.Augment(**kwargs)
