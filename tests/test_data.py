@@ -189,7 +189,8 @@ def test_augmented_pictures_keep_the_scene_and_its_texts_and_vary_the_drawing():
             o = objects[0]
             colourful = np.abs(image.astype(int) - image.astype(int).mean(axis=2, keepdims=True)).sum(axis=2) > 60
             ys, xs = np.nonzero(colourful)
-            offsets.append(max(abs(xs.mean() + 0.5 - (o["col"] + 0.5) * 16), abs(ys.mean() + 0.5 - (o["row"] + 0.5) * 16)) / 16)
+            dx, dy = xs.mean() + 0.5 - (o["col"] + 0.5) * 16, ys.mean() + 0.5 - (o["row"] + 0.5) * 16
+            offsets.append(max(abs(dx), abs(dy)) / 16)
     assert max(offsets) > 0.08  # the plain world stays within 0.06 of a cell
     assert whites > 5
     assert data.split_path("test", 1000, plain_world) != data.split_path("test", 1000, world)
