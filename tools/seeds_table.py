@@ -15,20 +15,18 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from mobilevlm_mini.data import QUESTION_TYPES
 from mobilevlm_mini.doctor import machine
+from mobilevlm_mini.results import MEASURED, seeds_markdown, seeds_summary
 from mobilevlm_mini.runtime import CACHE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "assets" / "measured" / "seeds.json"
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # by df
+RESULTS = MEASURED / "seeds.json"
 
 
 def run_seed(seed: int, cache: Path) -> dict:
@@ -45,44 +43,6 @@ def run_seed(seed: int, cache: Path) -> dict:
             "per_type": {kind: s["exact_match"] for kind, s in metrics["per_type"].items()}}
 
 
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and its 95% t-interval (low, high) over independent runs."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = T_975[len(values) - 1] * statistics.stdev(values) / len(values) ** 0.5
-    return mean, mean - half, mean + half
-
-
-def summary(runs: list[dict]) -> dict:
-    """Mean (95% t-interval), worst and best seed, each type's worst seed, median time from nothing."""
-    scores = [r["exact_match"] for r in runs]
-    mean, low, high = interval(scores)
-    cold = [r["wall_seconds"] for r in runs if r["from_nothing"]]
-    return {
-        "seeds": [r["seed"] for r in runs], "mean": mean, "ci95": [low, high], "min": min(scores), "max": max(scores),
-        "type_min": {k: min(r["per_type"][k] for r in runs) for k in QUESTION_TYPES},
-        "type_mean": {k: statistics.fmean(r["per_type"][k] for r in runs) for k in QUESTION_TYPES},
-        "from_nothing_median_seconds": statistics.median(cold) if cold else None, "from_nothing_runs": len(cold),
-    }
-
-
-def table(results: dict) -> str:
-    """The seeds table as Markdown: one row per seed (overall and per type, %), then the mean and the worst."""
-    head = "| seed | overall | " + " | ".join(QUESTION_TYPES) + " | from nothing |"
-    lines = [head, "|" + "---|" * (len(QUESTION_TYPES) + 3)]
-    for r in results["runs"]:
-        cells = [f"{100 * r['per_type'][k]:.1f}" for k in QUESTION_TYPES]
-        took = f"{r['wall_seconds']:.0f} s" if r["from_nothing"] else "(warm cache)"
-        lines.append(f"| {r['seed']} | **{100 * r['exact_match']:.1f}** | " + " | ".join(cells) + f" | {took} |")
-    s = results["summary"]
-    lines.append(f"| mean | **{100 * s['mean']:.1f}** | "
-                 + " | ".join(f"{100 * s['type_mean'][k]:.1f}" for k in QUESTION_TYPES) + " | |")
-    lines.append(f"| worst | {100 * s['min']:.1f} | "
-                 + " | ".join(f"{100 * s['type_min'][k]:.1f}" for k in QUESTION_TYPES) + " | |")
-    return "\n".join(lines)
-
-
 def readme_block(results: dict) -> str:
     """The README's paragraph and table, generated from the results file."""
     s, m = results["summary"], results["machine"]
@@ -91,7 +51,8 @@ def readme_block(results: dict) -> str:
             f"{m['cpu']} whose `doctor` compute figure is {m['doctor_gflops']:.0f} GFLOP/s: mean "
             f"{100 * s['mean']:.1f}% (95% interval {100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}), worst seed "
             f"{100 * s['min']:.1f}%; from nothing (pictures and encoder included) the command took "
-            f"{s['from_nothing_median_seconds']:.0f} s (median of {s['from_nothing_runs']}).\n\n" + table(results))
+            f"{s['from_nothing_median_seconds']:.0f} s (median of {s['from_nothing_runs']}).\n\n"
+            + seeds_markdown(results))
 
 
 def apply(results: dict) -> None:
@@ -126,11 +87,11 @@ def main() -> int:
                 results["runs"].append({**run_seed(seed, cache), "from_nothing": from_nothing})
             cold_left -= from_nothing
             results["runs"].sort(key=lambda r: r["seed"])
-            results["summary"] = summary(results["runs"])
+            results["summary"] = seeds_summary(results["runs"])
             results["command"] = "python -m mobilevlm_mini train --seed S --out DIR"
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1))
-            print(table(results), flush=True)
+            print(seeds_markdown(results), flush=True)
     apply(results)
     return 0
 
