@@ -34,6 +34,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "instruct.type_weights": {"count": 2.0, "neighbour": 2.0}}),
     "weights3": ("count and neighbour questions drawn three times as often", {
         "instruct.type_weights": {"count": 3.0, "neighbour": 3.0}}),
+    "weights2_lr2": ("weights2 with stage 2's peak learning rate 2e-3 instead of 3e-3", {
+        "instruct.type_weights": {"count": 2.0, "neighbour": 2.0}, "instruct.lr": 2e-3}),
+    "weights_mixed": ("count and neighbour questions drawn three times, position and exists 1.5 times as often", {
+        "instruct.type_weights": {"count": 3.0, "neighbour": 3.0, "position": 1.5, "exists": 1.5}}),
     "turns2": ("two questions per image, 64 images a step", {"instruct.max_turns": 2, "instruct.batch_size": 64}),
     "turns2x128": ("two questions per image, 128 images a step", {"instruct.max_turns": 2}),
     "turns3x64": ("three questions per image, 64 images a step", {"instruct.max_turns": 3, "instruct.batch_size": 64}),

@@ -1,12 +1,12 @@
 """The headline, measured: `python -m mobilevlm_mini train` with the default preset for seeds 0-4, scored on test.
 
-Each seed runs the command a learner runs, in a subprocess; the first --cold seeds start from an empty cache of
-their own (pictures drawn and the encoder pretrained inside the timed command: "from nothing"), the others share
-the warm cache --cache. The test split is scored once per seed, by the command itself (metrics.json). Writes
-assets/measured/seeds.json (every seed's per-type scores, its wall time, the machine with `doctor`'s compute figure,
-and a summary: mean with a 95% t-interval, worst seed, worst type) and, with --apply, the README's seeds table.
-Restartable: seeds already in the results file are skipped.
-Usage: python tools/seeds_table.py [--seeds 0 1 2 3 4] [--cold 3] [--cache DIR] [--apply]
+Each seed runs the command a learner runs, in a subprocess; the --cold seeds start from an empty cache of their own
+(pictures drawn and the encoder pretrained inside the timed command: "from nothing"), the others share the warm cache
+--cache (where `train` also stores the model the lessons read). The test split is scored once per seed, by the command
+itself (metrics.json). Writes assets/measured/seeds.json (every seed's per-type scores, its wall time, the machine
+with `doctor`'s compute figure, and a summary: mean with a 95% t-interval, worst seed, worst type) and, with --apply,
+the README's seeds table. Restartable: seeds already in the results file are skipped.
+Usage: python tools/seeds_table.py [--seeds 0 1 2 3 4] [--cold 1 2 3] [--cache DIR] [--apply]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def apply(results: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--cold", type=int, default=3, help="how many of the seeds start from an empty cache")
+    parser.add_argument("--cold", type=int, nargs="*", default=[1, 2, 3], help="seeds that start from an empty cache")
     parser.add_argument("--cache", type=Path, default=None, help="the warm cache the other seeds share")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--apply", action="store_true", help="only rewrite the README from the results file")
@@ -77,15 +77,13 @@ def main() -> int:
     if not args.apply:
         results.setdefault("machine", machine())
         done = {r["seed"] for r in results["runs"]}
-        cold_left = args.cold - sum(r["from_nothing"] for r in results["runs"])
         for seed in args.seeds:
             if seed in done:
                 continue
-            from_nothing = cold_left > 0
+            from_nothing = seed in args.cold
             with tempfile.TemporaryDirectory() as empty:
                 cache = Path(empty) if from_nothing else (args.cache or Path(os.environ.get(CACHE_ENV, empty)))
                 results["runs"].append({**run_seed(seed, cache), "from_nothing": from_nothing})
-            cold_left -= from_nothing
             results["runs"].sort(key=lambda r: r["seed"])
             results["summary"] = seeds_summary(results["runs"])
             results["command"] = "python -m mobilevlm_mini train --seed S --out DIR"
