@@ -10,11 +10,17 @@ Public API
 - `seeds_markdown(results)`: the seeds table (one row per seed, then mean and worst) as Markdown.
 - `recipe_variants(folder)`: tools/recipe_search.py's runs grouped by variant, each with its `t_interval`s;
   `recipe_markdown(variants, types)`: them as a Markdown table.
+- `paired_differences(folder, base)`: each variant minus `base`, seed by seed (the same seeds), with a
+  `t_interval`; `verdict(interval)`: what such an interval supports, in words.
+- `marker_problems(text, measured)`: every number in prose marked `<!-- measured: FILE.json:dotted.path -->` that
+  differs from its results file beyond the rounding of its printed digits (or whose file or field is missing);
+  `results_read(source)`: the results files a notebook's code reads.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -83,13 +89,88 @@ def recipe_variants(folder: str | Path = MEASURED / "recipe_search") -> dict[str
 def recipe_markdown(variants: dict[str, dict], types: tuple[str, ...] = ("count", "neighbour")) -> str:
     """The recipe search as Markdown: per variant its seeds, validation exact match (mean [95% interval]) and the
     chosen types' means. (Its runs shared the CPU with other work: times come from the seeds table.)"""
-    def cell(interval: tuple[float, float, float]) -> str:
+    def cell(interval: tuple[float, float, float], runs: int) -> str:
         mean, low, high = (100 * x for x in interval)
-        return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+        return f"{mean:.1f} [{low:.1f}, {high:.1f}]" if runs > 1 else f"{mean:.1f} (one seed)"
 
     lines = ["| variant | what it changes | seeds | validation exact match, % | " + " | ".join(types)
              + " |", "|" + "---|" * (len(types) + 4)]
     for name, v in variants.items():
-        lines.append(f"| {name} | {v['what']} | {len(v['seeds'])} | {cell(v['exact_match'])} | "
+        lines.append(f"| {name} | {v['what']} | {len(v['seeds'])} | {cell(v['exact_match'], len(v['seeds']))} | "
                      + " | ".join(f"{100 * v['per_type'][k][0]:.1f}" for k in types) + " |")
     return "\n".join(lines)
+
+
+def paired_differences(folder: str | Path = MEASURED / "recipe_search", base: str = "default",
+                       key: str = "exact_match") -> dict[str, dict]:
+    """Per variant: its score minus `base`'s on each seed both ran (paired: the same seed, the same batches), and the
+    `t_interval` of those differences. `key` is "exact_match" or a question type."""
+    scores: dict[str, dict[int, float]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        run = json.loads(path.read_text())
+        value = run["exact_match"] if key == "exact_match" else run["per_type"][key]
+        scores.setdefault(run["variant"], {})[run["seed"]] = value
+    if base not in scores:
+        raise ValueError(f"no runs of the base variant {base!r} in {folder}")
+    result = {}
+    for name, by_seed in scores.items():
+        seeds = sorted(set(by_seed) & set(scores[base]))
+        if name == base or not seeds:
+            continue
+        differences = [by_seed[seed] - scores[base][seed] for seed in seeds]
+        result[name] = {"seeds": seeds, "differences": differences, "interval": t_interval(differences)}
+    return result
+
+
+def verdict(interval: tuple[float, float, float]) -> str:
+    """What a 95% interval of a difference supports: better, worse, or no difference detectable."""
+    _, low, high = interval
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "no difference detectable at this number of seeds"
+
+
+# ---------------------------------------------------------------- provenance
+
+# a number, its unit, then the marker naming where it comes from: "96.9%<!-- measured: seeds.json:summary.mean -->"
+MARKER = re.compile(r"(?P<number>\d[\d,]*(?:\.\d+)?)(?P<unit>%| ?s\b| ?x\b| ?GFLOP/s)?\**\s*"
+                    r"<!-- measured: (?P<file>[\w./-]+\.json):(?P<path>[\w.-]+) -->")
+READS = (re.compile(r"""MEASURED\s*/\s*["'](?P<file>[\w./-]+)["']"""),  # a file or a folder of them
+         re.compile(r"assets/measured/(?P<file>[\w./-]+\.json)"))
+
+
+def lookup(data, path: str):
+    """The value at a dotted path of parsed JSON ('summary.mean', 'runs.0.exact_match')."""
+    for key in path.split("."):
+        data = data[int(key)] if isinstance(data, list) else data[key]
+    return data
+
+
+def marker_problems(text: str, measured: str | Path = MEASURED) -> list[str]:
+    """One line per marked number that is not its results file's value rounded as printed (a % reads a fraction as
+    percent), or whose file or field does not exist."""
+    problems, files = [], {}
+    for match in MARKER.finditer(text):
+        name, path, printed = match["file"], match["path"], match["number"].replace(",", "")
+        where = f"{printed}{match['unit'] or ''} <- {name}:{path}"
+        file = Path(measured) / name
+        if not file.is_file():
+            problems.append(f"{where}: no results file {file}")
+            continue
+        try:
+            value = float(lookup(files.setdefault(name, json.loads(file.read_text())), path))
+        except (KeyError, IndexError, ValueError, TypeError):
+            problems.append(f"{where}: no such field in {name}")
+            continue
+        value *= 100 if match["unit"] == "%" else 1
+        decimals = len(printed.partition(".")[2])
+        if abs(float(printed) - value) > 0.5 * 10**-decimals + 1e-9:
+            problems.append(f"{where}: the file says {value:.{decimals + 2}f}")
+    return problems
+
+
+def results_read(source: str) -> set[str]:
+    """The results files and folders (names under assets/measured) that code reads: `MEASURED / "x.json"` or a path."""
+    return {match["file"] for pattern in READS for match in pattern.finditer(source)}

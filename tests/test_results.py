@@ -5,7 +5,15 @@ import json
 import pytest
 
 from mobilevlm_mini.data import QUESTION_TYPES
-from mobilevlm_mini.results import recipe_markdown, recipe_variants, seeds_markdown, seeds_summary, t_interval
+from mobilevlm_mini.results import (
+    paired_differences,
+    recipe_markdown,
+    recipe_variants,
+    seeds_markdown,
+    seeds_summary,
+    t_interval,
+    verdict,
+)
 
 
 def test_t_interval_of_known_values():
@@ -41,3 +49,20 @@ def test_recipe_variants_group_runs_by_variant(tmp_path):
     assert variants["weights2"]["exact_match"] == (0.97, 0.97, 0.97)
     table = recipe_markdown(variants).splitlines()
     assert len(table) == 4 and "| default | default recipe | 2 | 94.0 [" in table[2]
+
+
+def test_paired_differences_and_their_verdicts(tmp_path):
+    for name, seed, score in (("default", 0, 0.90), ("default", 1, 0.92), ("default", 2, 0.94),
+                              ("better", 0, 0.95), ("better", 1, 0.96), ("better", 2, 0.99),
+                              ("noisy", 0, 0.99), ("noisy", 1, 0.85), ("noisy", 2, 0.95), ("alone", 5, 0.9)):
+        (tmp_path / f"{name}-seed{seed}.json").write_text(json.dumps({
+            "variant": name, "seed": seed, "exact_match": score, "per_type": {"count": score}}))
+    paired = paired_differences(tmp_path)
+    assert set(paired) == {"better", "noisy"}  # "alone" shares no seed with the default
+    assert paired["better"]["differences"] == pytest.approx([0.05, 0.04, 0.05])
+    assert verdict(paired["better"]["interval"]) == "better"
+    assert verdict(paired["noisy"]["interval"]).startswith("no difference detectable")
+    assert verdict((-0.02, -0.03, -0.01)) == "worse"
+    assert paired_differences(tmp_path, key="count")["better"]["differences"] == pytest.approx([0.05, 0.04, 0.05])
+    with pytest.raises(ValueError, match="no runs of the base variant 'nope'"):
+        paired_differences(tmp_path, base="nope")

@@ -34,6 +34,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "instruct.type_weights": {"count": 2.0, "neighbour": 2.0}}),
     "weights3": ("count and neighbour questions drawn three times as often", {
         "instruct.type_weights": {"count": 3.0, "neighbour": 3.0}}),
+    "lr2": ("stage 2's peak learning rate 2e-3 instead of 3e-3", {"instruct.lr": 2e-3}),
     "weights2_lr2": ("weights2 with stage 2's peak learning rate 2e-3 instead of 3e-3", {
         "instruct.type_weights": {"count": 2.0, "neighbour": 2.0}, "instruct.lr": 2e-3}),
     "weights_mixed": ("count and neighbour questions drawn three times, position and exists 1.5 times as often", {
