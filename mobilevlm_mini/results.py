@@ -90,8 +90,8 @@ def recipe_markdown(variants: dict[str, dict], types: tuple[str, ...] = ("count"
     """The recipe search as Markdown: per variant its seeds, validation exact match (mean [95% interval]) and the
     chosen types' means. (Its runs shared the CPU with other work: times come from the seeds table.)"""
     def cell(interval: tuple[float, float, float], runs: int) -> str:
-        mean, low, high = (100 * x for x in interval)
-        return f"{mean:.1f} [{low:.1f}, {high:.1f}]" if runs > 1 else f"{mean:.1f} (one seed)"
+        mean, low, high = (100 * x for x in interval)  # a score cannot pass 100%: the interval is cut there
+        return f"{mean:.1f} [{low:.1f}, {min(high, 100):.1f}]" if runs > 1 else f"{mean:.1f} (one seed)"
 
     lines = ["| variant | what it changes | seeds | validation exact match, % | " + " | ".join(types)
              + " |", "|" + "---|" * (len(types) + 4)]
