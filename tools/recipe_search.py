@@ -40,11 +40,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "weights_mixed": ("count and neighbour questions drawn three times, position and exists 1.5 times as often", {
         "instruct.type_weights": {"count": 3.0, "neighbour": 3.0, "position": 1.5, "exists": 1.5}}),
     "turns2": ("two questions per image, 64 images a step", {"instruct.max_turns": 2, "instruct.batch_size": 64}),
-    "turns2x128": ("two questions per image, 128 images a step", {"instruct.max_turns": 2}),
-    "turns3x64": ("three questions per image, 64 images a step", {"instruct.max_turns": 3, "instruct.batch_size": 64}),
-    "whole32": ("whole conversations, 32 images a step", {"instruct.max_turns": None, "instruct.batch_size": 32}),
-    "s2_700": ("stage 2 700 steps", {"instruct.steps": 700}),
-    "b256_500": ("stage 2 256 images a step, 500 steps", {"instruct.batch_size": 256, "instruct.steps": 500}),
 }
 
 
