@@ -1,4 +1,4 @@
-"""The oracle test of lesson 07, section 10 (rows D and E): train the tiny VLM on perfect visual \
+"""The oracle test of lesson 07's lab diary (its appendix, rows D and E): train the tiny VLM on perfect visual \
 tokens instead of the ViT's.
 
 Each image becomes 9 tokens, one per grid cell, holding a one-hot code of the cell's shape, colour
