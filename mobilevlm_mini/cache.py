@@ -32,6 +32,7 @@ from mobilevlm_mini.checkpoint import (
 from mobilevlm_mini.config import TrainConfig, vlm_preset
 from mobilevlm_mini.contrastive import default_recipe, default_text_tuning
 from mobilevlm_mini.data import load_split, split_path
+from mobilevlm_mini.drawn import DRAWN_SPLIT, drawn_split_path, load_drawn_split
 from mobilevlm_mini.encoders import pretrained_model, recipe_path, tuned_path
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.runtime import cache_dir, quick, steps
@@ -46,6 +47,7 @@ LESSON_SPLITS = [
     ("test", 200, 32), ("validation", 16, 16),  # lesson 08: its projectors' test and validation pictures
     ("test", 300, 32),  # lesson 09: scores per quantized part
     ("test", 64, 8),  # lesson 12: our model against transformers'
+    ("drawn", 1000, 32),  # lesson 07: pictures drawn by another program (drawn.py)
 ]
 
 
@@ -112,6 +114,13 @@ class Piece:
     build: Callable[[], object]
 
 
+def _split_piece(split: str, n: int) -> Piece:
+    """The piece that draws a split's first n pictures: data.py's splits, or drawn.py's "drawn"."""
+    if split == DRAWN_SPLIT:
+        return Piece(f"data: {split} split, {n} pictures", drawn_split_path(n), lambda n=n: load_drawn_split(n))
+    return Piece(f"data: {split} split, {n} pictures", split_path(split, n), lambda s=split, n=n: load_split(s, n))
+
+
 def pieces() -> list[Piece]:
     """Every cached piece the lessons read, in the order they are first needed (sizes follow quick mode)."""
     presets = ["quick"] if quick() else ["tiny", "quick"]  # lesson 13 trains the quick preset in both modes
@@ -119,8 +128,7 @@ def pieces() -> list[Piece]:
     splits = {(split, steps(full, small)) for split, full, small in LESSON_SPLITS}
     splits |= {("test", vlm_preset(preset).n_test) for preset in presets}  # what `train` scores at its end
     return [
-        *(Piece(f"data: {split} split, {n} pictures", split_path(split, n), lambda s=split, n=n: load_split(s, n))
-          for split, n in sorted(splits, key=lambda s: (s[1], s[0]))),
+        *(_split_piece(split, n) for split, n in sorted(splits, key=lambda s: (s[1], s[0]))),
         Piece(f"encoder: {recipe.model.loss} pretraining, {recipe.steps} steps", recipe_path(recipe), pretrained_model),
         Piece(f"encoder: text tuning, {tuning.steps} steps", tuned_path(recipe, tuning),
               lambda: pretrained_model(text_tuned=True)),
