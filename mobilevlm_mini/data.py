@@ -96,7 +96,7 @@ class Augment:
 @dataclass(frozen=True)
 class WorldConfig:
     """What the world may contain: image side in pixels, objects per image, shapes and colours; `augment` varies
-    how its pictures are drawn (the training split's, `split_world`)."""
+    how its pictures are drawn (off by default: every split the course caches is drawn plain)."""
 
     image_size: int = 48  # 3 cells of 16 px: with 8 px patches each cell is exactly 2 x 2 patches (lesson 07)
     min_objects: int = 1

@@ -8,7 +8,8 @@ Public API
 - `t_interval(values)` -> (mean, low, high): the mean of independent runs and its 95% t-interval.
 - `seeds_summary(runs)`: mean (interval), worst and best seed, each type's mean and worst, median time from nothing.
 - `seeds_markdown(results)`: the seeds table (one row per seed, then mean and worst) as Markdown.
-- `recipe_variants(folder)`: tools/recipe_search.py's runs grouped by variant, each with its `t_interval`s;
+- `recipe_runs(folder)`: tools/recipe_search.py's runs grouped by variant; `recipe_variants(folder)`: each variant's
+  seeds, scores and `t_interval`s;
   `recipe_markdown(variants, types)`: them as a Markdown table.
 - `paired_differences(folder, base)`: each variant minus `base`, seed by seed (the same seeds), with a
   `t_interval`; `verdict(interval)`: what such an interval supports, in words.
@@ -68,21 +69,27 @@ def seeds_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def recipe_variants(folder: str | Path = MEASURED / "recipe_search") -> dict[str, dict]:
-    """tools/recipe_search.py's runs by variant: what it changes, its seeds, and for the overall score, each type and
-    the training seconds a `t_interval` over its seeds."""
+def recipe_runs(folder: str | Path = MEASURED / "recipe_search") -> dict[str, list[dict]]:
+    """tools/recipe_search.py's runs (one JSON file each), grouped by variant, in file-name order."""
     runs: dict[str, list[dict]] = {}
     for path in sorted(Path(folder).glob("*.json")):
         run = json.loads(path.read_text())
         runs.setdefault(run["variant"], []).append(run)
+    return runs
+
+
+def recipe_variants(folder: str | Path = MEASURED / "recipe_search") -> dict[str, dict]:
+    """tools/recipe_search.py's runs by variant: what it changes, its seeds and their scores, and for the overall
+    score, each type and the training seconds a `t_interval` over its seeds."""
     return {
         name: {
             "what": group[0]["what"], "overrides": group[0]["overrides"], "seeds": [r["seed"] for r in group],
+            "scores": [r["exact_match"] for r in group],
             "exact_match": t_interval([r["exact_match"] for r in group]),
             "per_type": {k: t_interval([r["per_type"][k] for r in group]) for k in group[0]["per_type"]},
             "train_seconds": t_interval([r["train_seconds"] for r in group]),
         }
-        for name, group in runs.items()
+        for name, group in recipe_runs(folder).items()
     }
 
 
@@ -105,11 +112,8 @@ def paired_differences(folder: str | Path = MEASURED / "recipe_search", base: st
                        key: str = "exact_match") -> dict[str, dict]:
     """Per variant: its score minus `base`'s on each seed both ran (paired: the same seed, the same batches), and the
     `t_interval` of those differences. `key` is "exact_match" or a question type."""
-    scores: dict[str, dict[int, float]] = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        run = json.loads(path.read_text())
-        value = run["exact_match"] if key == "exact_match" else run["per_type"][key]
-        scores.setdefault(run["variant"], {})[run["seed"]] = value
+    scores = {name: {r["seed"]: r["exact_match"] if key == "exact_match" else r["per_type"][key] for r in group}
+              for name, group in recipe_runs(folder).items()}
     if base not in scores:
         raise ValueError(f"no runs of the base variant {base!r} in {folder}")
     result = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mobilevlm_mini.results import MARKER, MEASURED, marker_problems, results_read
+from mobilevlm_mini.results import MARKER, MEASURED, lookup, marker_problems, results_read
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "lessons").glob("[0-9]*.ipynb")) + sorted((ROOT / "lessons" / "solutions").glob("*.ipynb"))
@@ -43,10 +43,8 @@ def test_the_check_fails_when_a_results_file_changes(tmp_path):
     copy = tmp_path / "measured"
     shutil.copytree(MEASURED, copy)
     data = json.loads((copy / match["file"]).read_text())
-    *parents, last = match["path"].split(".")
-    holder = data
-    for key in parents:
-        holder = holder[int(key)] if isinstance(holder, list) else holder[key]
+    parents, _, last = match["path"].rpartition(".")
+    holder = lookup(data, parents) if parents else data
     key = int(last) if isinstance(holder, list) else last
     assert marker_problems(match[0], copy) == []
     holder[key] = float(holder[key]) * 1.02 + 0.01

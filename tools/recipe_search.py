@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from dataclasses import replace
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mobilevlm_mini.checkpoint import config_to_dict
+from mobilevlm_mini.checkpoint import _atomic_write, config_to_dict
 from mobilevlm_mini.config import TrainConfig, vlm_preset
 from mobilevlm_mini.train import build_model, exact_match, predict, prepare_split, train
 
@@ -69,10 +68,8 @@ def run_one(name: str, seed: int, data: dict, validation, out: Path) -> dict:
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "config": config_to_dict(config),
     }
-    path = out / f"{name}-seed{seed}.json"
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(path)
+    text = json.dumps(result, indent=1)
+    _atomic_write(out / f"{name}-seed{seed}.json", lambda tmp: Path(tmp).write_text(text))  # readers see all or none
     return result
 
 
