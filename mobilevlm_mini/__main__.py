@@ -159,20 +159,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mobilevlm_mini.bench import BenchConfig, format_report, run_bench
     from mobilevlm_mini.cache import trained_vlm
     from mobilevlm_mini.devices import resolve_device
+    from mobilevlm_mini.language import preset
+    from mobilevlm_mini.realwidth import RealWidthConfig, format_real_width, run_real_width
     from mobilevlm_mini.train import load_trained
 
     try:
         if resolve_device(args.device).type != "cpu":
             raise ValueError(f"bench measures the CPU (threads, int8/int4 CPU kernels, energy); "
                              f"run it with --device cpu, not {args.device}")
-        config = BenchConfig(precisions=tuple(args.precisions), threads=tuple(args.threads), warmup=args.warmup,
-                             repeats=args.repeats, new_tokens=args.new_tokens, codecarbon=not args.no_codecarbon)
-        model = load_trained(args.ckpt)[0] if args.ckpt else trained_vlm(args.preset)
-        report = run_bench(model, config, progress=True)
+        if args.real_width:
+            precisions = {"precisions": tuple(args.precisions)} if args.precisions else {}
+            config = RealWidthConfig(llm=preset(args.width), layers=args.layers, threads=max(args.threads),
+                                     warmup=args.warmup, repeats=args.repeats, new_tokens=args.new_tokens,
+                                     **precisions)
+            report = run_real_width(config, progress=True)
+        else:
+            config = BenchConfig(precisions=tuple(args.precisions or BenchConfig.precisions),
+                                 threads=tuple(args.threads), warmup=args.warmup, repeats=args.repeats,
+                                 new_tokens=args.new_tokens, codecarbon=not args.no_codecarbon)
+            model = load_trained(args.ckpt)[0] if args.ckpt else trained_vlm(args.preset)
+            report = run_bench(model, config, progress=True)
+            report["checkpoint"] = str(args.ckpt) if args.ckpt else f"cached preset {args.preset}"
     except (ValueError, OSError) as error:
         return _fail(error)
-    report["checkpoint"] = str(args.ckpt) if args.ckpt else f"cached preset {args.preset}"
-    print(format_report(report))
+    print(format_real_width(report) if args.real_width else format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
@@ -217,14 +227,23 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--preset", default="tiny",
                        help="preset of the cached model when --ckpt is not given (default tiny)")
     bench.add_argument("--json", help="also write every figure to this JSON file")
-    bench.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"],
-                       help="any of fp32 int8 int4 (default all)")
+    bench.add_argument("--precisions", nargs="+",
+                       help="any of fp32 int8 int4 (by hand) int8-fused int4-fused (PyTorch's kernels); "
+                            "default fp32 int8 int4, or all five with --real-width")
     bench.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to try (default 1 2)")
     bench.add_argument("--repeats", type=int, default=7, help="timed repeats of each stage (default 7)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs before them (default 2)")
     bench.add_argument("--new-tokens", type=int, default=16, help="tokens per timed decode run (default 16)")
     bench.add_argument("--no-codecarbon", action="store_true",
                        help="skip the codecarbon cross-check (saves a few seconds)")
+    bench.add_argument("--real-width", action="store_true",
+                       help="instead of a trained model: decode with MobileLLaMA-sized layers and random weights "
+                            "at each precision; bytes per token, bandwidth roofline, logits vs fp32 (lesson 10)")
+    bench.add_argument("--layers", type=int, default=4,
+                       help="with --real-width: decoder layers built (default 4, 1.3 GB in fp32); times are also "
+                            "scaled to the real 24")
+    bench.add_argument("--width", default="mobilellama-1.4b",
+                       help="with --real-width: the LLM preset whose widths are built (default mobilellama-1.4b)")
     _device_option(bench)
     bench.set_defaults(func=cmd_bench)
 

@@ -28,14 +28,14 @@ from mobilevlm_mini.language import KVCache, kv_cache_bytes
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.quant import quantize_model, size_on_disk
 
-PRECISIONS = ("fp32", "int8", "int4")
+PRECISIONS = ("fp32", "int8", "int4", "int8-fused", "int4-fused")  # int8/int4: by hand (QuantLinear)
 
 
 @dataclass
 class BenchConfig:
     """What `run_bench` measures: precisions, thread counts, warm-up and timed repeats, decode length, quantization."""
 
-    precisions: tuple[str, ...] = PRECISIONS
+    precisions: tuple[str, ...] = ("fp32", "int8", "int4")
     threads: tuple[int, ...] = (1, 2)
     warmup: int = 2
     repeats: int = 7
@@ -59,13 +59,14 @@ class BenchConfig:
 def at_precision(model: MobileVLM, precision: str, group_size: int = 32,
                  skip: tuple[str, ...] = ("vit", "projector")) -> MobileVLM:
     """The model itself for "fp32", or a copy with its Linear layers (except `skip`) in int8 per channel or int4 per
-    group."""
+    group: QuantLinear ("int8", "int4") or PyTorch's fused kernels ("int8-fused", "int4-fused")."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
     if precision == "fp32":
         return model
-    return quantize_model(model, bits=8 if precision == "int8" else 4,
-                          group_size=None if precision == "int8" else group_size, skip=skip)
+    bits = 8 if precision.startswith("int8") else 4
+    return quantize_model(model, bits=bits, group_size=None if bits == 8 else group_size, skip=skip,
+                          fused=precision.endswith("-fused"))
 
 
 @contextmanager

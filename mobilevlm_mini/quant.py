@@ -14,7 +14,11 @@ Public API
 - `QuantSpec(bits, symmetric, granularity, group_size)`; `quantize(w, spec)` -> `QuantizedTensor`, whose
   `dequantize()` gives floats back; `pack_int4` / `unpack_int4`.
 - `QuantLinear`: an nn.Linear stored as integers, dequantized on the fly in every forward pass.
-- `quantize_model(model, bits, group_size, symmetric, skip)`: a copy whose nn.Linear layers are QuantLinear.
+- `FusedQuantLinear`: the same integers handed to PyTorch's fused weight-only CPU kernels
+  (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu`), which multiply without building the float
+  weight; they run with bfloat16 activations (lesson 10: why this makes decoding faster).
+- `quantize_model(model, bits, group_size, symmetric, skip, fused)`: a copy whose nn.Linear layers are QuantLinear
+  (or FusedQuantLinear).
 - `size_on_disk(model)`: bytes of the model written as safetensors; `agreement(a, b)`: share of equal answers.
 """
 
@@ -179,19 +183,69 @@ class QuantLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int{self.spec.bits} {kind}, {block}"
 
 
+INT4_KERNEL_GROUPS = (32, 64, 128, 256)  # group sizes PyTorch's int4 CPU kernel takes
+
+
+class FusedQuantLinear(nn.Module):
+    """An nn.Linear quantized as `QuantLinear` would be (symmetric int8 per channel, or symmetric int4 in groups),
+    multiplied by PyTorch's fused weight-only CPU kernels: activations in bfloat16, weights never turned into floats.
+
+    int8: y = (x @ q^T) * s per output row. int4: the kernel computes w = (nibble - 8) * s + zero per group, which with
+    zero = 0 is our symmetric int4 (nibble = q + 8) exactly; only the scales are rounded from float16 to bfloat16.
+    """
+
+    def __init__(self, linear: nn.Linear, spec: QuantSpec):
+        super().__init__()
+        if not spec.symmetric or spec.granularity != ("channel" if spec.bits == 8 else "group"):
+            raise ValueError(f"the fused kernels take symmetric int8 per channel or symmetric int4 in groups, "
+                             f"got {spec}")
+        if spec.bits == 4 and (spec.group_size not in INT4_KERNEL_GROUPS or linear.in_features % spec.group_size
+                               or linear.out_features % 16):
+            raise ValueError(f"the int4 kernel needs a group size in {INT4_KERNEL_GROUPS} that divides in_features "
+                             f"and out_features divisible by 16; got group size {spec.group_size} for a Linear "
+                             f"{linear.in_features} -> {linear.out_features}")
+        self.in_features, self.out_features, self.spec = linear.in_features, linear.out_features, spec
+        quantized = quantize(linear.weight, spec)
+        scale = quantized.scale.to(torch.bfloat16)  # (n_blocks, 1)
+        if spec.bits == 8:
+            self.register_buffer("qweight", quantized.data)  # (out, in) int8
+            self.register_buffer("scale", scale.reshape(-1))  # (out,)
+        else:
+            nibbles = unpack_int4(quantized.data).reshape(self.out_features, self.in_features).int()  # (out, in)
+            self.register_buffer("qweight", torch._convert_weight_to_int4pack_for_cpu(nibbles, 2))  # (out, in/2) uint8
+            scale = scale.reshape(self.out_features, -1).t()  # (in / group, out)
+            self.register_buffer("scale", torch.stack([scale, torch.zeros_like(scale)], dim=-1))  # (in/group, out, 2)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape, x16 = x.shape, x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, in)
+        if self.spec.bits == 8:
+            y = torch._weight_int8pack_mm(x16, self.qweight, self.scale)  # (M, out)
+        else:
+            y = torch._weight_int4pack_mm_for_cpu(x16, self.qweight, self.spec.group_size, self.scale)
+        y = y.to(x.dtype).reshape(*shape[:-1], self.out_features)  # (..., out)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        block = "per channel" if self.spec.bits == 8 else f"groups of {self.spec.group_size}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, int{self.spec.bits} symmetric, "
+                f"{block}, fused CPU kernel")
+
+
 def _skipped(name: str, skip: tuple[str, ...]) -> bool:
     return any(name == s or name.startswith(s + ".") for s in skip)
 
 
 def quantize_model(
     model: nn.Module, bits: int = 8, group_size: int | None = None, symmetric: bool = True,
-    skip: tuple[str, ...] | list[str] = (),
+    skip: tuple[str, ...] | list[str] = (), fused: bool = False,
 ) -> nn.Module:
     """A copy of `model` with every nn.Linear replaced by a QuantLinear; the original is left as it was.
 
     group_size None: one scale per output channel; a number: one scale per group of that many weights.
     skip: module names (e.g. "projector", "llm.lm_head") whose Linear layers stay in float.
     Embeddings, norms, convolutions and other parameters stay in float too.
+    fused: FusedQuantLinear (PyTorch's weight-only kernels, symmetric only) instead of QuantLinear.
     """
     names = dict(model.named_modules())
     unknown = [s for s in skip if s not in names]
@@ -199,12 +253,13 @@ def quantize_model(
         raise ValueError(f"skip names {unknown} are not modules of this model; "
                          f"top-level modules: {[n for n in names if n and '.' not in n]}")
     spec = QuantSpec(bits, symmetric, "channel" if group_size is None else "group", group_size or QuantSpec.group_size)
+    layer = FusedQuantLinear if fused else QuantLinear
     quantized = copy.deepcopy(model)
     for name, module in list(quantized.named_modules()):
         if isinstance(module, nn.Linear) and not _skipped(name, tuple(skip)):
             parent, _, child = name.rpartition(".")
             try:
-                setattr(quantized.get_submodule(parent), child, QuantLinear(module, spec))
+                setattr(quantized.get_submodule(parent), child, layer(module, spec))
             except ValueError as error:
                 raise ValueError(f"cannot quantize {name}: {error}") from None
     return quantized

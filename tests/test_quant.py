@@ -10,6 +10,7 @@ from mobilevlm_mini.config import StageConfig, TrainConfig, VLMConfig
 from mobilevlm_mini.data import generate_dataset, shapes_tokenizer
 from mobilevlm_mini.language import MobileLlama, preset
 from mobilevlm_mini.quant import (
+    FusedQuantLinear,
     QuantLinear,
     QuantSpec,
     agreement,
@@ -110,6 +111,29 @@ def test_quantize_model_replaces_linears_except_skipped_and_keeps_the_original()
     assert isinstance(model[0], nn.Linear)  # the original is untouched
     x = torch.randn(4, 32)
     assert (quantized(x) - model(x)).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("spec", [QuantSpec(8), QuantSpec(4, True, "group", 32)], ids=["int8", "int4"])
+def test_fused_kernels_compute_what_quant_linear_computes(spec):
+    """Same integers as QuantLinear, multiplied by PyTorch's kernels: only bfloat16 activations and scales differ."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    by_hand, fused = QuantLinear(linear, spec), FusedQuantLinear(linear, spec)
+    x = torch.randn(3, 5, 64)
+    y = fused(x)
+    assert y.shape == (3, 5, 32) and y.dtype == torch.float32
+    assert (y - by_hand(x)).norm() < 0.01 * by_hand(x).norm()  # bfloat16 keeps ~3 significant digits
+    stored = sum(t.numel() * t.element_size() for t in fused.state_dict().values())
+    assert stored < (0.3 if spec.bits == 8 else 0.2) * linear.weight.numel() * 4 + 32 * 4  # bytes of fp32 + bias
+
+
+def test_fused_kernels_refuse_what_they_cannot_run():
+    with pytest.raises(ValueError, match="symmetric int8 per channel or symmetric int4 in groups"):
+        FusedQuantLinear(nn.Linear(64, 32), QuantSpec(4, False, "group", 32))
+    with pytest.raises(ValueError, match="out_features divisible by 16"):
+        FusedQuantLinear(nn.Linear(64, 24), QuantSpec(4, True, "group", 32))
+    quantized = quantize_model(nn.Sequential(nn.Linear(64, 32)), bits=4, group_size=32, fused=True)
+    assert isinstance(quantized[0], FusedQuantLinear)
 
 
 def test_quantize_model_names_bad_arguments():
