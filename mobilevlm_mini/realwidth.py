@@ -22,6 +22,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -38,6 +39,18 @@ from mobilevlm_mini.generate import CachedDecoder, generate
 from mobilevlm_mini.language import MobileLlama, MobileLlamaConfig, kv_cache_bytes, preset
 
 REAL_LAYERS = 24  # MobileLLaMA-1.4B's depth: what the per-layer times are scaled to
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd", "asimddp",
+                "i8mm", "bf16")  # x86 and Arm vector extensions the int8/int4/bf16 kernels can use
+
+
+def vector_extensions() -> list[str]:
+    """The CPU's vector extensions among VECTOR_FLAGS, from /proc/cpuinfo (empty where it is not readable)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+    flags = {flag for line in lines if line.startswith(("flags", "Features")) for flag in line.split(":", 1)[1].split()}
+    return [flag for flag in VECTOR_FLAGS if flag in flags]
 
 
 @dataclass
@@ -168,7 +181,8 @@ def run_real_width(config: RealWidthConfig | None = None, progress: bool = False
     settings["threads"] = threads
     return {
         "settings": settings,
-        "machine": machine(),
+        "machine": {**machine(), "vector_extensions": vector_extensions(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability()},
         "bandwidth_gb_s": bandwidth["best_gb_s"],
         "bandwidth": bandwidth,
         "precisions": results,

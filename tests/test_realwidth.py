@@ -7,7 +7,7 @@ import pytest
 from mobilevlm_mini.__main__ import main
 from mobilevlm_mini.bench import PRECISIONS
 from mobilevlm_mini.language import preset
-from mobilevlm_mini.realwidth import RealWidthConfig, build_stack, layer_bytes, prefill_flops
+from mobilevlm_mini.realwidth import VECTOR_FLAGS, RealWidthConfig, build_stack, layer_bytes, prefill_flops
 
 SPREAD = {"median", "min", "max", "q1", "q3", "n"}
 
@@ -24,6 +24,7 @@ def report(tmp_path_factory):
 def test_real_width_json_has_every_figure(report):
     assert list(report["precisions"]) == list(PRECISIONS[:1] + ("int8-fused", "int4-fused", "int8", "int4"))
     assert report["bandwidth_gb_s"] > 0 and report["machine"]["doctor_gflops"] > 0
+    assert set(report["machine"]["vector_extensions"]) <= set(VECTOR_FLAGS) and report["machine"]["cpu_capability"]
     assert report["settings"]["layers"] == 2 and report["settings"]["llm"]["hidden_size"] == 128
     for name, row in report["precisions"].items():
         assert set(row["tokens_per_s"]) == SPREAD and row["tokens_per_s"]["n"] == 2
