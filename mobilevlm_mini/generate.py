@@ -7,7 +7,8 @@ feeds only the new token; without it, each step recomputes the whole sequence.
 The cached loop is engineered (`CachedDecoder`): whatever one generation reuses is built once before
 its first step (a preallocated KV cache, the RoPE tables and attention mask of every position it can
 reach, q/k/v weights fused into one matrix, gate/up into another), and each step runs the same arithmetic as
-`MobileLlama.forward` on views of those. `use_cache=False` runs `MobileLlama.forward` itself: the reference.
+`MobileLlama.forward` on views of those; one token times a large matrix is split across threads (`row_times`).
+`use_cache=False` runs `MobileLlama.forward` itself: the reference.
 """
 
 from __future__ import annotations
@@ -80,11 +81,26 @@ def is_plain_linear(module: nn.Module) -> bool:
     return type(module) is nn.Linear
 
 
+SPLIT_FROM = 2**20  # weights from which one row times the matrix is split across threads (real widths, not tiny)
+
+
+def row_times(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """F.linear(x, weight) (x (..., in), weight (out, in)); when x is a single row and the weight large, the output rows
+    are cut into one block per thread and run as one torch.bmm, whose blocks go to separate cores. A single
+    matrix-vector product streams its weight through one core, at that core's share of the memory bandwidth."""
+    threads, (out, width) = torch.get_num_threads(), weight.shape
+    if threads == 1 or x.numel() != width or weight.numel() < SPLIT_FROM or out % threads:
+        return F.linear(x, weight)
+    blocks = weight.view(threads, out // threads, width).transpose(1, 2)  # (T, in, out / T): views, no copy
+    return torch.bmm(x.reshape(1, 1, width).expand(threads, 1, width), blocks).reshape(*x.shape[:-1], out)
+
+
 def projection(*modules: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> the modules' outputs side by side: one matrix product with their weights stacked when they are plain
     bias-free nn.Linear layers (the model keeps its own weights, under their own names), else one call each."""
     if all(is_plain_linear(m) and m.bias is None for m in modules):
-        return partial(F.linear, weight=torch.cat([m.weight for m in modules]))
+        weight = modules[0].weight if len(modules) == 1 else torch.cat([m.weight for m in modules])  # (out, in)
+        return partial(row_times, weight=weight)
     return lambda x: torch.cat([m(x) for m in modules], dim=-1)
 
 
@@ -113,6 +129,7 @@ class CachedDecoder:
         self.padded = not bool(attention_mask.all())
         self.mask = attention_mask_4d(mask, total, total)  # (B, 1, total, total): row t = the keys position t sees
         self.cache = StaticKVCache(config, batch, total, dtype, device)
+        self.head = projection(model.lm_head)
         self.layers = [
             (layer.input_layernorm, projection(attn.q_proj, attn.k_proj, attn.v_proj), projection(attn.o_proj),
              layer.post_attention_layernorm,
@@ -154,7 +171,7 @@ class CachedDecoder:
             x = x + o_proj(out.transpose(1, 2).reshape(batch, n, -1))
             gate, up = gate_up_proj(post_norm(x)).chunk(2, dim=-1)  # SwiGLU, gate and up in one product
             x = x + down_proj(F.silu(gate) * up)
-        return self.model.lm_head(self.model.model.norm(x[:, -1]))  # (B, V): only the last position is needed
+        return self.head(self.model.model.norm(x[:, -1]))  # (B, V): only the last position is needed
 
 
 class ModelSteps:

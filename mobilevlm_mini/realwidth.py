@@ -35,7 +35,7 @@ from mobilevlm_mini.bench import (
     spread,
     time_repeats,
 )
-from mobilevlm_mini.generate import CachedDecoder, generate
+from mobilevlm_mini.generate import CachedDecoder, generate, projection
 from mobilevlm_mini.language import MobileLlama, MobileLlamaConfig, kv_cache_bytes, preset
 
 REAL_LAYERS = 24  # MobileLLaMA-1.4B's depth: what the per-layer times are scaled to
@@ -131,7 +131,8 @@ def measure(llm: MobileLlama, config: RealWidthConfig, prompt: torch.Tensor, tex
     tokens = config.by_hand_tokens if by_hand else config.new_tokens
     runs = [decode_seconds(llm, prompt, tokens) for _ in range(config.warmup + config.repeats)]
     step = runs[config.warmup:]
-    head = statistics.median(time_repeats(lambda: llm.lm_head(llm.model.norm(hidden)), config.warmup + 2,
+    head_product = projection(llm.lm_head)  # as CachedDecoder runs the output layer
+    head = statistics.median(time_repeats(lambda: head_product(llm.model.norm(hidden)), config.warmup + 2,
                                           config.repeats))
     prefill = time_repeats(lambda: CachedDecoder(llm, prompt, torch.ones_like(prompt), 1).next_logits(),
                            config.warmup, config.repeats)
@@ -171,6 +172,7 @@ def run_real_width(config: RealWidthConfig | None = None, progress: bool = False
     hidden = torch.randn(1, config.llm.hidden_size, generator=generator)  # (1, hidden): input of the timed head
     with num_threads(threads):
         bandwidth = memory_bandwidth(threads=threads)
+        one_core = memory_bandwidth(threads=1)  # what a single core pulls: a product that runs on one core gets this
         reference_logits = fp32(input_ids=text)[0, config.prompt_tokens - 1 : -1]  # (T, V): predicting each new token
         results = {name: measure(at_precision(fp32, name, config.group_size, skip=()), config, prompt, text,
                                  hidden, bandwidth["best_gb_s"], reference_logits, by_hand=name in ("int8", "int4"))
@@ -185,6 +187,7 @@ def run_real_width(config: RealWidthConfig | None = None, progress: bool = False
                     "cpu_capability": torch.backends.cpu.get_cpu_capability()},
         "bandwidth_gb_s": bandwidth["best_gb_s"],
         "bandwidth": bandwidth,
+        "bandwidth_1_thread_gb_s": one_core["best_gb_s"],
         "precisions": results,
         "roofline_fraction": {name: row["roofline_fraction"] for name, row in results.items()},
     }

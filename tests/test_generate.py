@@ -2,11 +2,14 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from mobilevlm_mini.bench import num_threads
 from mobilevlm_mini.generate import (
     CachedDecoder,
     complete,
     generate,
+    row_times,
     sample_next_token,
     top_k_filter,
     top_p_filter,
@@ -240,3 +243,13 @@ def test_quantized_half_precision_and_hooked_models_give_the_old_loops_tokens(mo
     finally:
         handle.remove()
     assert len(seen) == 12 and seen[1] == (2, 1, 32)  # 6 steps here, 6 in the reference
+
+
+def test_row_times_splits_one_row_across_threads_and_equals_linear():
+    torch.manual_seed(0)
+    weight = torch.randn(2048, 1024)  # 2**21 weights: split
+    for threads in (1, 2, 4):
+        with num_threads(threads):
+            for x in (torch.randn(1, 1, 1024), torch.randn(3, 1024)):  # one row (split), several rows (F.linear)
+                assert torch.allclose(row_times(x, weight), F.linear(x, weight), atol=1e-4)
+                assert row_times(x, weight).shape == (*x.shape[:-1], 2048)
