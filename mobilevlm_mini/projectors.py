@@ -14,6 +14,10 @@ Every projector maps (B, N, D_vision) tokens, laid out row by row on an h x w gr
     resampler      learned queries cross-attend to all tokens (Perceiver, Q-Former,  N_out = num_queries
                    Qwen-VL)
 
+`QFormer` (BLIP-2's Q-Former: learned queries through a BERT-sized stack of self-attention, cross-attention to
+the image and feed-forward layers) is built the same way but kept out of PROJECTORS: at its real size it is far
+too heavy to train here, and lesson 05 only counts its parameters and FLOPs.
+
 Build one by name with `build_projector(name, vision_dim, llm_dim, **options)`; a new projector is a `Projector`
 subclass with a `name`, `num_tokens_out` and `forward`, added to PROJECTORS. Their cost and what each output
 token reads are measured in `analysis.py`.
@@ -261,6 +265,70 @@ class Resampler(Projector):
         q = self.queries.expand(x.shape[0], -1, -1)  # (B, Q, D_llm), the same queries for every image
         q = q + self.cross(self.norm_queries(q), context=context)  # each query reads all N tokens
         return q + self.mlp(self.norm_mlp(q))  # (B, Q, D_llm)
+
+
+class QFormerLayer(nn.Module):
+    """One Q-Former layer on the queries: self-attention among them, cross-attention to the image (only if
+    `cross`), then a feed-forward; pre-norm like the course's other blocks (BERT normalises after each part,
+    which changes no parameter or FLOP count)."""
+
+    def __init__(self, dim: int, num_heads: int, context_dim: int, cross: bool, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm_self = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, num_heads)
+        self.norm_cross = nn.LayerNorm(dim) if cross else None
+        self.cross = MultiHeadAttention(dim, num_heads, context_dim=context_dim) if cross else None
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, q: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        q = q + self.attn(self.norm_self(q))  # (B, Q, dim): the queries read each other
+        if self.cross is not None:
+            q = q + self.cross(self.norm_cross(q), context=image)  # and, in every other layer, the image
+        return q + self.mlp(self.norm_mlp(q))
+
+
+class QFormer(Projector):
+    """BLIP-2's Q-Former, the part the image goes through: N_out = num_queries, any N.
+
+    `num_queries` learned queries of width `dim` pass `depth` layers (`QFormerLayer`); every `cross_every`-th
+    layer, starting with the first, also cross-attends to the (normalised) image tokens. A Linear then maps
+    each query to the LLM's width. The defaults are BLIP-2's: 32 queries through BERT-base's 12 layers of width
+    768 with 12 heads, cross-attention in every other layer. BLIP-2 starts the stack from BERT's weights and, in
+    pretraining, also runs text through the same self-attention; neither is modelled here. Not in PROJECTORS
+    (see the module docstring): build it directly and measure it with `analysis.cost_of`.
+    """
+
+    name = "qformer"
+
+    def __init__(
+        self, vision_dim: int, llm_dim: int, num_queries: int = 32, dim: int = 768, depth: int = 12,
+        num_heads: int = 12, cross_every: int = 2, mlp_ratio: float = 4.0
+    ):
+        super().__init__(vision_dim, llm_dim)
+        if num_queries <= 0 or depth <= 0 or cross_every <= 0:
+            raise ValueError(f"num_queries, depth and cross_every must be positive, got {num_queries}, {depth}, "
+                             f"{cross_every}")
+        self.queries = nn.Parameter(torch.randn(num_queries, dim) * dim**-0.5)
+        self.norm_context = nn.LayerNorm(vision_dim)
+        self.layers = nn.ModuleList(
+            QFormerLayer(dim, num_heads, vision_dim, cross=i % cross_every == 0, mlp_ratio=mlp_ratio)
+            for i in range(depth)
+        )
+        self.norm_out = nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, llm_dim)
+
+    def num_tokens_out(self, num_tokens: int) -> int:
+        """How many tokens the projector returns for `num_tokens` inputs."""
+        return self.queries.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        image = self.norm_context(x)  # (B, N, D_vision)
+        q = self.queries.expand(x.shape[0], -1, -1)  # (B, Q, dim), the same queries for every image
+        for layer in self.layers:
+            q = layer(q, image)
+        return self.proj(self.norm_out(q))  # (B, Q, D_llm)
 
 
 PROJECTORS: dict[str, type[Projector]] = {

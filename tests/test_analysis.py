@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mobilevlm_mini.analysis import count_flops, influence_map, projector_cost, trainable_parameters
-from mobilevlm_mini.projectors import build_projector
+from mobilevlm_mini.analysis import cost_of, count_flops, influence_map, projector_cost, trainable_parameters
+from mobilevlm_mini.projectors import QFormer, build_projector
 
 
 # Real MobileVLM sizes: CLIP ViT-L/14 at 336 px gives 576 tokens of width 1024; MobileLLaMA 1.4B is 2048 wide.
@@ -24,6 +24,19 @@ def test_flops_of_a_linear_layer_and_the_cost_table():
                     "flops": 2 * 36 * (16 * 8 + 8 * 8)}
     resampler = projector_cost("resampler", 16, 8, 36, num_queries=4, num_heads=2)
     assert resampler["tokens_out"] == 4 and resampler["flops"] > 2 * 2 * 4 * 36 * 8  # attention is counted
+
+
+def test_cost_of_a_built_projector_matches_the_registry_and_the_q_former_formula():
+    torch.manual_seed(0)
+    assert cost_of(build_projector("ldp", 16, 8), 36) == projector_cost("ldp", 16, 8, 36)  # values or meta: same
+    n, d_v, d_t, q, d, depth = 36, 16, 8, 5, 12, 4  # cross-attention in layers 0 and 2
+    cost = cost_of(QFormer(d_v, d_t, num_queries=q, dim=d, depth=depth, num_heads=2), n)
+    per_layer = 24 * q * d * d + 4 * q * q * d  # self-attention projections and scores, feed-forward of width 4d
+    per_cross = 4 * q * d * d + 4 * n * d_v * d + 4 * q * n * d  # q/out, keys and values of every image token, scores
+    assert cost["tokens_out"] == q and cost["flops"] == depth * per_layer + 2 * per_cross + 2 * q * d * d_t
+    with torch.device("meta"):
+        meta = QFormer(d_v, d_t, num_queries=q, dim=d, depth=depth, num_heads=2)
+    assert cost_of(meta, n) == cost
 
 
 def test_influence_maps_show_each_projectors_window():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mobilevlm_mini.projectors import PROJECTORS, build_projector
+from mobilevlm_mini.projectors import PROJECTORS, QFormer, build_projector
 
 # (name, options, tokens out for an h x h grid)
 CASES = [
@@ -115,3 +115,15 @@ def test_show_token_regions_draws_one_colour_per_map():
     with pytest.raises(ValueError, match="got 1 labels for 2 maps"):
         show_token_regions(torch.rand(3, 32, 32), maps, ax, labels=["a"])
     plt.close(fig)
+
+
+def test_q_former_returns_its_queries_whatever_the_image_and_stays_out_of_the_registry():
+    torch.manual_seed(0)
+    qformer = QFormer(8, 6, num_queries=3, dim=8, depth=3, num_heads=2)
+    assert [layer.cross is not None for layer in qformer.layers] == [True, False, True]  # every other layer
+    for n in (16, 50):
+        out = qformer(torch.randn(2, n, 8))
+        assert out.shape == (2, 3, 6) and torch.isfinite(out).all()
+    assert qformer.num_tokens_out(50) == 3 and "qformer" not in PROJECTORS
+    with pytest.raises(ValueError, match=r"expected tokens shaped \(B, N, 8\), got \(1, 16, 6\)"):
+        qformer(torch.zeros(1, 16, 6))
