@@ -196,6 +196,23 @@ def test_evaluation_helpers():
     assert len(prompts) == len(classes) == 30 and prompts[0] == "a large red circle"
     result = Z.zero_shot_largest(model, dataset)
     assert result["n"] == len(result["truth"]) <= 16 and 0.0 <= result["accuracy"] <= 1.0
+    scenes = Z.one_large(dataset)
+    assert len(scenes) == result["n"]
+    assert all(sum(o["size"] == "large" for o in objs) == 1 for objs in scenes["objects"])
+    assert all(classes[k] in {(o["colour"], o["shape"]) for o in objs}
+               for k, objs in zip(Z.largest_object_labels(scenes).tolist(), scenes["objects"], strict=True))
+    probe = Z.linear_probe_largest(model, generate_dataset(32, seed=5), dataset, steps=5)
+    assert torch.equal(probe["truth"], result["truth"]) and probe["n"] == result["n"] and probe["n_train"] <= 32
+
+
+def test_linear_probe_learns_separable_classes_deterministically():
+    torch.manual_seed(0)
+    centres = 3 * torch.randn(3, 8)  # three well separated classes
+    y = torch.arange(60) % 3
+    x = centres[y] + torch.randn(60, 8)
+    predicted = Z.linear_probe(x[:45], y[:45], x[45:], classes=3, steps=200)
+    assert (predicted == y[45:]).float().mean() > 0.9
+    assert torch.equal(predicted, Z.linear_probe(x[:45], y[:45], x[45:], classes=3, steps=200))
 
 
 def test_tuning_captions_are_labelled_by_the_scenes():

@@ -31,7 +31,12 @@ from mobilevlm_mini.exercises.lesson03 import (
     check_03_exercise_3,
     check_03_exercise_4,
 )
-from mobilevlm_mini.exercises.lesson04 import check_04_exercise_1, check_04_exercise_3, check_04_exercise_4
+from mobilevlm_mini.exercises.lesson04 import (
+    check_04_exercise_1,
+    check_04_exercise_2,
+    check_04_exercise_3,
+    check_04_exercise_4,
+)
 from mobilevlm_mini.exercises.lesson05 import check_05_exercise_1, check_05_exercise_2, check_05_exercise_3
 from mobilevlm_mini.exercises.lesson06 import check_06_exercise_1, check_06_exercise_2, check_06_exercise_3
 from mobilevlm_mini.exercises.lesson07 import check_07_exercise_1, check_07_exercise_2
@@ -52,7 +57,7 @@ __all__ = [  # what notebooks import: `from mobilevlm_mini.exercises import chec
     "check_01_exercise_1", "check_01_exercise_2", "check_01_exercise_3", "check_01_exercise_4",
     "check_02_exercise_1", "check_02_exercise_2", "check_02_exercise_3", "check_02_exercise_4",
     "check_03_exercise_1", "check_03_exercise_2", "check_03_exercise_3", "check_03_exercise_4",
-    "check_04_exercise_1", "check_04_exercise_3", "check_04_exercise_4",
+    "check_04_exercise_1", "check_04_exercise_2", "check_04_exercise_3", "check_04_exercise_4",
     "check_05_exercise_1", "check_05_exercise_2", "check_05_exercise_3",
     "check_06_exercise_1", "check_06_exercise_2", "check_06_exercise_3",
     "check_07_exercise_1", "check_07_exercise_2",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import string
 from typing import Any
 
-from mobilevlm_mini.contrastive import PretrainConfig, TextTuningConfig
-from mobilevlm_mini.exercises._checking import NotYet, _call, _given, _number, checker
+from mobilevlm_mini.contrastive import ContrastiveModel, PretrainConfig, TextTuningConfig, encode_texts
+from mobilevlm_mini.data import vocabulary
+from mobilevlm_mini.exercises._checking import NotYet, _call, _close, _given, _number, checker
+from mobilevlm_mini.tokenizer import split_words
+from mobilevlm_mini.zero_shot import largest_object_prompts, zero_shot_largest
 
 
 @checker
@@ -39,6 +43,65 @@ def check_04_exercise_1(recipes: Any, short: Any) -> str:
         raise NotYet("every run needs at least one step")
     return ("four runs that differ only in loss and batch size, each seeing the same images (the accuracies are for "
             "you to compare with the solution)")
+
+
+_SUGGESTED = ("a {colour} {shape}", "{colour} {shape}")  # the exercise's two templates
+_LESSONS = "a large {colour} {shape}"  # the lesson's own, which does not count as the learner's
+
+
+def _check_template(template: Any, max_len: int) -> None:
+    """NotYet unless `template` is a string with exactly the fields {colour} and {shape}, whose every prompt is made of
+    the shapes world's words and fits the text encoder."""
+    if not isinstance(template, str):
+        raise NotYet(f"the keys of `scores` should be templates (strings), got {type(template).__name__}")
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise NotYet(f"{template!r} is not a format string: {error}") from None
+    if fields != {"colour", "shape"}:
+        raise NotYet(f"{template!r} should have the fields {{colour}} and {{shape}} and no other, has "
+                     f"{sorted(fields) or 'none'}")
+    prompts = largest_object_prompts(template)[0]
+    unknown = sorted({word for prompt in prompts for word in split_words(prompt)} - set(vocabulary()))
+    if unknown:
+        raise NotYet(f"{template!r} uses {unknown}, which the shapes world's captions never contain: the text "
+                     "encoder has no token for them (data.vocabulary() lists the words it has)")
+    try:
+        encode_texts(prompts, max_len)
+    except ValueError as error:
+        raise NotYet(f"{template!r} does not fit the text encoder: {error}") from None
+
+
+@checker
+def check_04_exercise_2(scores: Any, model: Any, test: Any) -> str:
+    """Lesson 04, exercise 2: zero-shot accuracy of the two suggested prompt templates and at least one of the learner's
+    own, made of the world's words."""
+    if not isinstance(_given(scores, "scores"), dict):
+        raise NotYet(f"`scores` should be a dict, template -> zero-shot accuracy, got {type(scores).__name__}")
+    missing = [template for template in _SUGGESTED if template not in scores]
+    if missing:
+        raise NotYet(f"`scores` has no accuracy yet for {missing}")
+    own = [template for template in scores if template not in (*_SUGGESTED, _LESSONS)]
+    if not own:
+        raise NotYet("add at least one template of your own, e.g. the one the exercise suggests")
+    if not isinstance(model, ContrastiveModel):
+        raise NotYet("pass the lesson's pretrained `model` as the second argument")
+    if "objects" not in getattr(test, "column_names", ()):
+        raise NotYet("pass the lesson's `test` split as the third argument")
+    for template in scores:
+        _check_template(template, model.config.text.max_len)
+    for template, value in scores.items():
+        got = _number(value, f"scores[{template!r}]")
+        want = zero_shot_largest(model, test, template=template)["accuracy"]
+        if abs(got - want) <= 1e-6:
+            continue
+        if _close(got, 100 * want, 1e-3):
+            raise NotYet(f"scores[{template!r}] looks like a percentage: give the accuracy as a fraction, as "
+                         "zero_shot_largest(...)['accuracy'] does")
+        raise NotYet(f"scores[{template!r}] is not the zero-shot accuracy of that template on `test`: "
+                     "zero_shot.zero_shot_largest(model, test, template=...)['accuracy']")
+    return (f"{len(scores)} templates scored, {len(own)} of your own; which words help, and why they might, is "
+            "discussed in the solution")
 
 
 _SCENES = [  # (objects, index in SHAPES of the large one): hidden cases for lesson 04, exercise 3

@@ -2,9 +2,12 @@
 
 import dataclasses
 
+import torch
+
 from mobilevlm_mini import exercises as ex
-from mobilevlm_mini.contrastive import default_recipe, default_text_tuning
-from mobilevlm_mini.data import SHAPES
+from mobilevlm_mini.contrastive import ContrastiveModel, default_recipe, default_text_tuning
+from mobilevlm_mini.data import SHAPES, generate_dataset
+from mobilevlm_mini.zero_shot import zero_shot_largest
 
 from .helpers import fails, passes
 
@@ -31,6 +34,29 @@ def test_04_exercise_1(capsys):
           "changes more than")
     fails(capsys, ex.check_04_exercise_1({("clip", 16): recipes["clip", 16]}, short),
           "no recipe yet", "('siglip', 128)")
+
+
+def test_04_exercise_2(capsys):
+    torch.manual_seed(1)
+    model = ContrastiveModel(default_recipe(quick=True).model).eval()  # untrained: any accuracy will do
+    test = generate_dataset(48, seed=4)
+    templates = ("a {colour} {shape}", "{colour} {shape}", "a large {colour} {shape} and small shapes")
+    scores = {t: zero_shot_largest(model, test, template=t)["accuracy"] for t in templates}  # the solution's
+    assert scores[templates[0]] > 0  # so that a percentage differs from the fraction
+    passes(capsys, ex.check_04_exercise_2(scores, model, test))
+    fails(capsys, ex.check_04_exercise_2({t: scores[t] for t in templates[:2]}, model, test), "of your own")
+    fails(capsys, ex.check_04_exercise_2({t: scores[t] for t in templates[1:]}, model, test),
+          "no accuracy yet", "'a {colour} {shape}'")
+    fails(capsys, ex.check_04_exercise_2({**scores, "a large {colour} {shape} and other shapes": 0.5}, model, test),
+          "['other']", "data.vocabulary()")
+    fails(capsys, ex.check_04_exercise_2({**scores, "a large {colour} thing": 0.5}, model, test),
+          "{colour} and {shape}")
+    fails(capsys, ex.check_04_exercise_2({**scores, templates[2]: scores[templates[2]] + 0.25}, model, test),
+          "not the zero-shot accuracy")
+    fails(capsys, ex.check_04_exercise_2({**scores, templates[0]: 100 * scores[templates[0]]}, model, test),
+          "percentage")
+    fails(capsys, ex.check_04_exercise_2(scores, None, test), "second argument")
+    fails(capsys, ex.check_04_exercise_2(scores, model, None), "third argument")
 
 
 def test_04_exercise_3(capsys):

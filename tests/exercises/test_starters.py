@@ -28,6 +28,7 @@ STARTERS = {
     "check_03_exercise_3": (raises_not_implemented, None),
     "check_03_exercise_4": (None, None),
     "check_04_exercise_1": ({}, default_recipe(quick=True)),
+    "check_04_exercise_2": ({}, None, None),
     "check_04_exercise_3": (raises_not_implemented,),
     "check_04_exercise_4": ({}, default_text_tuning(quick=True)),
     "check_05_exercise_1": (None, None, {}),
