@@ -36,6 +36,29 @@ def test_the_results_files_a_lesson_reads_exist(path):
     assert missing == [], f"{path.name} reads {missing} from {MEASURED}, which are missing: run their tools/ script"
 
 
+FIGURE = re.compile(r"(?<![\w.])(\d+\.\d+)\s?(%|x\b|×| s\b| ms\b| tok/s)")  # as ../shared/hooks/untraced-numbers
+
+
+def outputs(path: Path) -> str:
+    """The text a notebook's saved outputs show."""
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts += [out.get("data", {}).get(kind, "") for kind in ("text/plain", "text/markdown", "text/html")]
+    return " ".join(parts)
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_figure_in_the_documents_is_marked_or_printed(path):
+    """A figure with a decimal point and a unit in the README or the instructor guide carries a marker, or a lesson's
+    (or solution's) saved outputs or a results file print it as written."""
+    printed = " ".join(outputs(nb) for nb in NOTEBOOKS) + " ".join(p.read_text() for p in MEASURED.rglob("*.json"))
+    text = MARKER.sub("", path.read_text())  # marked figures are checked by the test above
+    untraced = [m[0] for m in FIGURE.finditer(text) if m[1] not in printed]
+    assert untraced == [], f"{path.name} quotes figures no output or results file holds: mark them or print them"
+
+
 def test_the_check_fails_when_a_results_file_changes(tmp_path):
     """A test of the test: move one marked number's source by a little, and the marker is reported."""
     texts = [prose(path) for path in NOTEBOOKS + DOCUMENTS]
