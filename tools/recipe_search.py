@@ -60,10 +60,13 @@ def run_one(name: str, seed: int, data: dict, validation, out: Path) -> dict:
     started = time.perf_counter()
     model, history = train(config, data=data, progress=False)
     scores = exact_match(predict(model, validation))
+    curve = zip(history["val_step"], history["val_stage"], history["val_loss"], history["val_exact_match"], strict=True)
     result = {
         "variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1], "seed": seed,
         "split": "validation", "n_images": len(validation), "exact_match": scores["exact_match"],
         "per_type": {kind: s["exact_match"] for kind, s in scores["per_type"].items()},
+        "val_curve": [{"step": step, "stage": stage, "loss": loss, "exact_match": score}  # the run's 100 images
+                      for step, stage, loss, score in curve],
         "train_seconds": round(history["seconds"], 1), "wall_seconds": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "config": config_to_dict(config),
