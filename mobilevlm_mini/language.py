@@ -71,12 +71,18 @@ def preset(name: str, **overrides) -> MobileLlamaConfig:
     return replace(PRESETS[name], **overrides)
 
 
-def count_parameters(config: MobileLlamaConfig) -> int:
-    """Parameters of the causal LM built from `config`, counted from the shapes alone (no weights allocated)."""
+def layer_linear_weights(config: MobileLlamaConfig) -> int:
+    """Weights of one decoder layer's Linear layers (the matrices a token is multiplied by), from the shapes alone."""
     d, kv = config.hidden_size, config.num_key_value_heads * config.head_dim
     attn = 2 * d * d + 2 * d * kv  # q_proj, o_proj: d x d; k_proj, v_proj: d x kv
     mlp = 3 * d * config.intermediate_size  # gate_proj, up_proj, down_proj
-    layer = attn + mlp + 2 * d  # + input_layernorm, post_attention_layernorm
+    return attn + mlp
+
+
+def count_parameters(config: MobileLlamaConfig) -> int:
+    """Parameters of the causal LM built from `config`, counted from the shapes alone (no weights allocated)."""
+    d = config.hidden_size
+    layer = layer_linear_weights(config) + 2 * d  # + input_layernorm, post_attention_layernorm
     embeddings = config.vocab_size * d * (1 if config.tie_word_embeddings else 2)  # embed_tokens (+ lm_head)
     return embeddings + config.num_hidden_layers * layer + d  # + the final norm
 

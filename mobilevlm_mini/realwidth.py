@@ -36,7 +36,7 @@ from mobilevlm_mini.bench import (
     time_repeats,
 )
 from mobilevlm_mini.generate import CachedDecoder, generate, projection
-from mobilevlm_mini.language import MobileLlama, MobileLlamaConfig, kv_cache_bytes, preset
+from mobilevlm_mini.language import MobileLlama, MobileLlamaConfig, kv_cache_bytes, layer_linear_weights, preset
 
 REAL_LAYERS = 24  # MobileLLaMA-1.4B's depth: what the per-layer times are scaled to
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd", "asimddp",
@@ -78,7 +78,8 @@ class RealWidthConfig:
         counts = (self.layers, self.repeats, self.new_tokens, self.by_hand_tokens, self.prompt_tokens,
                   self.compare_tokens)
         if min(counts) < 1 or self.warmup < 0:
-            raise ValueError("layers, repeats, new_tokens, prompt_tokens and compare_tokens must be >= 1, warmup >= 0")
+            raise ValueError("layers, repeats, new_tokens, by_hand_tokens, prompt_tokens and compare_tokens "
+                             "must be >= 1, warmup >= 0")
 
 
 def build_stack(config: RealWidthConfig) -> MobileLlama:
@@ -109,9 +110,8 @@ def decode_seconds(llm: MobileLlama, prompt: torch.Tensor, new_tokens: int) -> f
 def prefill_flops(config: MobileLlamaConfig, positions: int) -> int:
     """Matrix-product FLOPs of one prefill of `positions` tokens: every Linear of every layer on every position,
     the attention scores and their weighted sum (all pairs, not halved for the causal mask), the output layer once."""
-    d, kv = config.hidden_size, config.num_key_value_heads * config.head_dim
-    linear = 2 * d * d + 2 * d * kv + 3 * d * config.intermediate_size  # weights per layer
-    per_layer = 2 * positions * linear + 2 * 2 * positions * positions * d
+    d = config.hidden_size
+    per_layer = 2 * positions * layer_linear_weights(config) + 2 * 2 * positions * positions * d
     return config.num_hidden_layers * per_layer + 2 * d * config.vocab_size
 
 
