@@ -228,8 +228,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                        help="preset of the cached model when --ckpt is not given (default tiny)")
     bench.add_argument("--json", help="also write every figure to this JSON file")
     bench.add_argument("--precisions", nargs="+",
-                       help="any of fp32 int8 int4 (by hand) int8-fused int4-fused (PyTorch's kernels); "
-                            "default fp32 int8 int4, or all five with --real-width")
+                       help="any of fp32 int8 int4 (by hand) int8-fused int4-fused (PyTorch's weight-only "
+                            "kernels) int8-dynamic (int8 activations too); default fp32 int8 int4, or all six "
+                            "with --real-width")
     bench.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to try (default 1 2)")
     bench.add_argument("--repeats", type=int, default=7, help="timed repeats of each stage (default 7)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs before them (default 2)")

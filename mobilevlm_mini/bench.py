@@ -28,7 +28,7 @@ from mobilevlm_mini.language import KVCache, kv_cache_bytes
 from mobilevlm_mini.model import MobileVLM
 from mobilevlm_mini.quant import quantize_model, size_on_disk
 
-PRECISIONS = ("fp32", "int8", "int4", "int8-fused", "int4-fused")  # int8/int4: by hand (QuantLinear)
+PRECISIONS = ("fp32", "int8", "int4", "int8-fused", "int4-fused", "int8-dynamic")  # int8/int4: by hand (QuantLinear)
 
 
 @dataclass
@@ -59,14 +59,16 @@ class BenchConfig:
 def at_precision(model: MobileVLM, precision: str, group_size: int = 32,
                  skip: tuple[str, ...] = ("vit", "projector")) -> MobileVLM:
     """The model itself for "fp32", or a copy with its Linear layers (except `skip`) in int8 per channel or int4 per
-    group: QuantLinear ("int8", "int4") or PyTorch's fused kernels ("int8-fused", "int4-fused")."""
+    group: QuantLinear ("int8", "int4"), PyTorch's fused weight-only kernels ("int8-fused", "int4-fused") or its
+    dynamic int8 kernel, activations in int8 too ("int8-dynamic")."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
     if precision == "fp32":
         return model
     bits = 8 if precision.startswith("int8") else 4
     return quantize_model(model, bits=bits, group_size=None if bits == 8 else group_size, skip=skip,
-                          fused=precision.endswith("-fused"))
+                          fused=precision.endswith(("-fused", "-dynamic")),
+                          int8_activations=precision == "int8-dynamic")
 
 
 @contextmanager

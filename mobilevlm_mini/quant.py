@@ -16,9 +16,11 @@ Public API
 - `QuantLinear`: an nn.Linear stored as integers, dequantized on the fly in every forward pass.
 - `FusedQuantLinear`: the same integers handed to PyTorch's fused weight-only CPU kernels
   (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu`), which multiply without building the float
-  weight; they run with bfloat16 activations (lesson 10: why this makes decoding faster).
-- `quantize_model(model, bits, group_size, symmetric, skip, fused)`: a copy whose nn.Linear layers are QuantLinear
-  (or FusedQuantLinear).
+  weight; they run with bfloat16 activations (lesson 10: why this makes decoding faster). With int8_activations,
+  int8 weights meet activations quantized to int8 on the fly (PyTorch's dynamic int8 kernel, fbgemm/oneDNN),
+  so the products themselves are integer dot products.
+- `quantize_model(model, bits, group_size, symmetric, skip, fused, int8_activations)`: a copy whose nn.Linear
+  layers are QuantLinear (or FusedQuantLinear).
 - `size_on_disk(model)`: bytes of the model written as safetensors; `agreement(a, b)`: share of equal answers.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,8 +197,10 @@ class FusedQuantLinear(nn.Module):
     zero = 0 is our symmetric int4 (nibble = q + 8) exactly; only the scales are rounded from float16 to bfloat16.
     """
 
-    def __init__(self, linear: nn.Linear, spec: QuantSpec):
+    def __init__(self, linear: nn.Linear, spec: QuantSpec, int8_activations: bool = False):
         super().__init__()
+        if int8_activations and spec.bits != 8:
+            raise ValueError(f"int8 activations go with int8 weights (the dynamic int8 kernel), got {spec}")
         if not spec.symmetric or spec.granularity != ("channel" if spec.bits == 8 else "group"):
             raise ValueError(f"the fused kernels take symmetric int8 per channel or symmetric int4 in groups, "
                              f"got {spec}")
@@ -205,6 +210,7 @@ class FusedQuantLinear(nn.Module):
                              f"and out_features divisible by 16; got group size {spec.group_size} for a Linear "
                              f"{linear.in_features} -> {linear.out_features}")
         self.in_features, self.out_features, self.spec = linear.in_features, linear.out_features, spec
+        self.int8_activations = int8_activations
         quantized = quantize(linear.weight, spec)
         scale = quantized.scale.to(torch.bfloat16)  # (n_blocks, 1)
         if spec.bits == 8:
@@ -216,8 +222,20 @@ class FusedQuantLinear(nn.Module):
             scale = scale.reshape(self.out_features, -1).t()  # (in / group, out)
             self.register_buffer("scale", torch.stack([scale, torch.zeros_like(scale)], dim=-1))  # (in/group, out, 2)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        if int8_activations:  # the kernel keeps its own copy of the same integers, laid out for its dot products
+            self.packed = torch.ops.quantized.linear_prepack(self._qint8_weight(quantized.scale), self.bias)
+
+    def _qint8_weight(self, scale: torch.Tensor) -> torch.Tensor:
+        """qweight and its per-row scales as the torch.qint8 tensor the dynamic kernel packs."""
+        with warnings.catch_warnings():  # PyTorch marks quantized tensor types deprecated; the kernel still takes them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch._make_per_channel_quantized_tensor(
+                self.qweight, scale.reshape(-1).double(), torch.zeros(self.out_features, dtype=torch.long), 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.int8_activations:  # x quantized to int8 (one scale per call), int8 x int8 -> int32, rescaled
+            y = torch.ops.quantized.linear_dynamic(x.reshape(-1, self.in_features).float(), self.packed)  # (M, out)
+            return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         shape, x16 = x.shape, x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, in)
         if self.spec.bits == 8:
             y = torch._weight_int8pack_mm(x16, self.qweight, self.scale)  # (M, out)
@@ -228,8 +246,9 @@ class FusedQuantLinear(nn.Module):
 
     def extra_repr(self) -> str:
         block = "per channel" if self.spec.bits == 8 else f"groups of {self.spec.group_size}"
+        activations = "int8 (dynamic)" if self.int8_activations else "bfloat16"
         return (f"in_features={self.in_features}, out_features={self.out_features}, int{self.spec.bits} symmetric, "
-                f"{block}, fused CPU kernel")
+                f"{block}, {activations} activations, fused CPU kernel")
 
 
 def _skipped(name: str, skip: tuple[str, ...]) -> bool:
@@ -238,7 +257,7 @@ def _skipped(name: str, skip: tuple[str, ...]) -> bool:
 
 def quantize_model(
     model: nn.Module, bits: int = 8, group_size: int | None = None, symmetric: bool = True,
-    skip: tuple[str, ...] | list[str] = (), fused: bool = False,
+    skip: tuple[str, ...] | list[str] = (), fused: bool = False, int8_activations: bool = False,
 ) -> nn.Module:
     """A copy of `model` with every nn.Linear replaced by a QuantLinear; the original is left as it was.
 
@@ -246,14 +265,19 @@ def quantize_model(
     skip: module names (e.g. "projector", "llm.lm_head") whose Linear layers stay in float.
     Embeddings, norms, convolutions and other parameters stay in float too.
     fused: FusedQuantLinear (PyTorch's weight-only kernels, symmetric only) instead of QuantLinear.
+    int8_activations: (fused, 8 bits) activations quantized to int8 on the fly too: PyTorch's dynamic int8 kernel.
     """
+    if int8_activations and not fused:
+        raise ValueError("int8_activations needs fused=True: QuantLinear multiplies in float")
     names = dict(model.named_modules())
     unknown = [s for s in skip if s not in names]
     if unknown:
         raise ValueError(f"skip names {unknown} are not modules of this model; "
                          f"top-level modules: {[n for n in names if n and '.' not in n]}")
     spec = QuantSpec(bits, symmetric, "channel" if group_size is None else "group", group_size or QuantSpec.group_size)
-    layer = FusedQuantLinear if fused else QuantLinear
+    def layer(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
+        return FusedQuantLinear(linear, spec, int8_activations) if fused else QuantLinear(linear, spec)
+
     quantized = copy.deepcopy(model)
     for name, module in list(quantized.named_modules()):
         if isinstance(module, nn.Linear) and not _skipped(name, tuple(skip)):

@@ -10,11 +10,12 @@ decodes token by token with the course's cached loop (`generate.CachedDecoder`) 
   step = head + 24 x (measured step - head) / layers, where `head` (final norm + output layer) is timed alone;
 - bytes one step reads, the machine's copy bandwidth, and the fraction of that roofline reached;
 - prefill of `prompt_tokens` positions in one pass: its matrix-product FLOP/s, beside `doctor`'s compute figure;
-- the quantized stacks' logits against fp32 over `compare_tokens` positions of fp32's own greedy text (teacher
-  forced): the largest relative error and the share of positions with the same top-1 token.
+- the quantized stacks' logits against fp32 over `compare_tokens` positions of fp32's own greedy text, fed one
+  token per step through the decode path that is timed (teacher forced): the largest relative error and the share
+  of positions with the same top-1 token.
 
 Precisions are `bench.at_precision`'s: int8/int4 by hand (QuantLinear, dequantizes every call) and
-int8-fused/int4-fused (PyTorch's weight-only kernels, `quant.FusedQuantLinear`).
+int8-fused/int4-fused (PyTorch's weight-only kernels, `quant.FusedQuantLinear`), int8-dynamic (int8 activations too).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class RealWidthConfig:
 
     llm: MobileLlamaConfig = field(default_factory=lambda: preset("mobilellama-1.4b"))
     layers: int = 4  # decoder layers built; 4 at the real width take 1.3 GB in fp32
-    precisions: tuple[str, ...] = ("fp32", "int8-fused", "int4-fused", "int8", "int4")
+    precisions: tuple[str, ...] = ("fp32", "int8-fused", "int8-dynamic", "int4-fused", "int8", "int4")
     threads: int | None = None  # None: torch's current thread count
     warmup: int = 1
     repeats: int = 5
@@ -125,6 +126,18 @@ def logit_agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, f
 
 
 @torch.no_grad()
+def decode_logits(llm: MobileLlama, text: torch.Tensor, prompt_tokens: int) -> torch.Tensor:
+    """Logits (T, V) predicting each token of text (1, P + T) after its first prompt_tokens, fed one per step."""
+    decoder = CachedDecoder(llm, text[:, :prompt_tokens], torch.ones_like(text[:, :prompt_tokens]),
+                            text.shape[1] - prompt_tokens)
+    logits = [decoder.next_logits()[0]]  # (V,) after the prompt
+    for token in text[0, prompt_tokens:-1]:
+        decoder.append(token.reshape(1))
+        logits.append(decoder.next_logits()[0])
+    return torch.stack(logits)  # (T, V)
+
+
+@torch.no_grad()
 def measure(llm: MobileLlama, config: RealWidthConfig, prompt: torch.Tensor, text: torch.Tensor, hidden: torch.Tensor,
             bandwidth_gb_s: float, reference_logits: torch.Tensor, by_hand: bool) -> dict:
     """One precision's row of `run_real_width`: decode, head and prefill times, bytes, roofline, logits vs fp32."""
@@ -151,7 +164,7 @@ def measure(llm: MobileLlama, config: RealWidthConfig, prompt: torch.Tensor, tex
         "bytes_per_token_24_layers": read + (REAL_LAYERS - config.layers) * layer_bytes(llm, context),
         "prefill_ms": spread([1000 * s for s in prefill]),
         "prefill_gflop_s": prefill_flops(llm.config, config.prompt_tokens) / statistics.median(prefill) / 1e9,
-        "logits_vs_fp32": logit_agreement(reference_logits, llm(input_ids=text)[0, config.prompt_tokens - 1 : -1]),
+        "logits_vs_fp32": logit_agreement(reference_logits, decode_logits(llm, text, config.prompt_tokens)),
     }
 
 
@@ -173,7 +186,7 @@ def run_real_width(config: RealWidthConfig | None = None, progress: bool = False
     with num_threads(threads):
         bandwidth = memory_bandwidth(threads=threads)
         one_core = memory_bandwidth(threads=1)  # what a single core pulls: a product that runs on one core gets this
-        reference_logits = fp32(input_ids=text)[0, config.prompt_tokens - 1 : -1]  # (T, V): predicting each new token
+        reference_logits = decode_logits(fp32, text, config.prompt_tokens)  # (T, V): predicting each new token
         results = {name: measure(at_precision(fp32, name, config.group_size, skip=()), config, prompt, text,
                                  hidden, bandwidth["best_gb_s"], reference_logits, by_hand=name in ("int8", "int4"))
                    for name in tqdm(config.precisions, desc="real width", disable=not progress)}

@@ -127,11 +127,29 @@ def test_fused_kernels_compute_what_quant_linear_computes(spec):
     assert stored < (0.3 if spec.bits == 8 else 0.2) * linear.weight.numel() * 4 + 32 * 4  # bytes of fp32 + bias
 
 
+def test_dynamic_int8_kernel_uses_the_same_integers():
+    """int8 activations (one scale per call) add a second rounding: within 2% of QuantLinear, same bytes stored."""
+    torch.manual_seed(0)
+    linear, spec = nn.Linear(64, 32), QuantSpec(8)
+    by_hand, dynamic = QuantLinear(linear, spec), FusedQuantLinear(linear, spec, int8_activations=True)
+    assert torch.equal(dynamic.qweight, by_hand.qweight)
+    x = torch.randn(3, 5, 64)
+    y = dynamic(x)
+    assert y.shape == (3, 5, 32) and y.dtype == torch.float32
+    assert (y - by_hand(x)).norm() < 0.02 * by_hand(x).norm()
+    quantized = quantize_model(nn.Sequential(linear), bits=8, fused=True, int8_activations=True)
+    assert quantized[0].int8_activations and "int8 (dynamic)" in repr(quantized[0])
+
+
 def test_fused_kernels_refuse_what_they_cannot_run():
     with pytest.raises(ValueError, match="symmetric int8 per channel or symmetric int4 in groups"):
         FusedQuantLinear(nn.Linear(64, 32), QuantSpec(4, False, "group", 32))
     with pytest.raises(ValueError, match="out_features divisible by 16"):
         FusedQuantLinear(nn.Linear(64, 24), QuantSpec(4, True, "group", 32))
+    with pytest.raises(ValueError, match="int8 activations go with int8 weights"):
+        FusedQuantLinear(nn.Linear(64, 32), QuantSpec(4, True, "group", 32), int8_activations=True)
+    with pytest.raises(ValueError, match="int8_activations needs fused=True"):
+        quantize_model(nn.Sequential(nn.Linear(64, 32)), int8_activations=True)
     quantized = quantize_model(nn.Sequential(nn.Linear(64, 32)), bits=4, group_size=32, fused=True)
     assert isinstance(quantized[0], FusedQuantLinear)
 

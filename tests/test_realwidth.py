@@ -22,7 +22,8 @@ def report(tmp_path_factory):
 
 
 def test_real_width_json_has_every_figure(report):
-    assert list(report["precisions"]) == list(PRECISIONS[:1] + ("int8-fused", "int4-fused", "int8", "int4"))
+    assert list(report["precisions"]) == ["fp32", "int8-fused", "int8-dynamic", "int4-fused", "int8", "int4"]
+    assert set(report["precisions"]) == set(PRECISIONS)
     assert report["bandwidth_gb_s"] > 0 and report["bandwidth_1_thread_gb_s"] > 0
     assert report["machine"]["doctor_gflops"] > 0
     assert set(report["machine"]["vector_extensions"]) <= set(VECTOR_FLAGS) and report["machine"]["cpu_capability"]
@@ -39,8 +40,10 @@ def test_real_width_json_has_every_figure(report):
     assert fp32["speedup_vs_fp32"] == 1.0
     read = {name: row["bytes_per_token"] for name, row in report["precisions"].items()}
     assert read["int4-fused"] < read["int8-fused"] < 0.5 * read["fp32"]  # fewer bytes per weight read per token
-    int8 = report["precisions"]["int8-fused"]["logits_vs_fp32"]
-    assert int8["max_relative_error"] < 0.1 and int8["top1_agreement"] >= 0.75
+    assert read["int8-dynamic"] == read["int8-fused"]  # the same integers; only the activations differ
+    for name in ("int8-fused", "int8-dynamic"):
+        int8 = report["precisions"][name]["logits_vs_fp32"]
+        assert int8["max_relative_error"] < 0.1 and int8["top1_agreement"] >= 0.75, name
 
 
 def test_bytes_and_flops_follow_the_shapes():
