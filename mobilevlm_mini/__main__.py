@@ -58,7 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mobilevlm_mini.train import exact_match, predict, prepare_split, stage_plan, total_steps, train
 
     start = time.perf_counter()
-    overrides = {key: value for key, value in (("projector", args.projector), ("seed", args.seed)) if value is not None}
+    overrides = {key: value for key, value in (("projector", args.projector), ("seed", args.seed),
+                                               ("layout", args.layout)) if value is not None}
     try:
         device = resolve_device(args.device)
         config = vlm_preset(args.preset, **overrides)
@@ -79,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _fail(error)
     if cached is not None:
         print(f"cached as {cached.name}: lessons 07-12 and `bench` will use it")
-    test = prepare_split(model, "test", config.n_test, config.encoder_quick)
+    test = prepare_split(model, "test", config.n_test, config.encoder_quick, config.layout)
     result = {"split": "test", "images": len(test), **exact_match(predict(model, test, progress=True)),
               "world_size": world_size, "device": device.type, "steps": total_steps(config),
               "train_seconds": round(history["seconds"], 1)}
@@ -107,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         model, config = load_trained(args.ckpt, resolve_device(args.device))
-        data = prepare_split(model, args.split, args.n or config.n_test, config.encoder_quick)
+        data = prepare_split(model, args.split, args.n or config.n_test, config.encoder_quick, config.layout)
     except (ValueError, OSError) as error:
         return _fail(error)
     result = {"checkpoint": str(args.ckpt), "split": args.split, "images": len(data),
@@ -211,6 +212,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--projector",
                        help="projector instead of the preset's ldp: mlp, ldp, ldpv2, pool, pixel_shuffle or resampler")
     train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
+    train.add_argument("--layout", help="where objects sit in every picture: aligned (default: inside the 2x2 patches "
+                                        "one LDP token merges) or straddle (across them; lesson 08)")
     _device_option(train)
     train.set_defaults(func=cmd_train)
 

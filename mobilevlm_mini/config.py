@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from mobilevlm_mini.data import shapes_tokenizer
+from mobilevlm_mini.data import LAYOUTS, shapes_tokenizer
 from mobilevlm_mini.language import MobileLlamaConfig
 from mobilevlm_mini.language import preset as llm_preset
 from mobilevlm_mini.projectors import check_projector
@@ -77,10 +77,15 @@ class TrainConfig:
     n_val: int = 100  # validation images, checked every `eval_every` steps
     n_test: int = 1000  # test images, for the final report
     encoder_quick: bool = False
+    layout: str = "aligned"  # where objects sit in every picture, the encoder's included (data.LAYOUTS; lesson 08)
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     eval_every: int = 300
     seed: int = 0
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
 
 
 VLM_PRESETS = {

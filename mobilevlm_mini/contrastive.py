@@ -217,17 +217,18 @@ class PretrainConfig:
     no_places: float = 0.5  # probability that a caption leaves out where the objects are
     hard_negatives: bool = True  # add, per image, a caption with one shape, size or colour changed
     seed: int = 0
+    layout: str = "aligned"  # where objects sit in the pictures it learns from (data.LAYOUTS)
 
 
-def default_recipe(quick: bool | None = None, loss: str = "clip",
-                   image_size: int = ViTConfig.image_size) -> PretrainConfig:
+def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size,
+                   layout: str = "aligned") -> PretrainConfig:
     """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images
-    image_size px."""
+    image_size px, objects placed by `layout`."""
     quick = runtime.quick() if quick is None else quick
     model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
     if quick:
-        return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5)
-    return PretrainConfig(model=model)
+        return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5, layout=layout)
+    return PretrainConfig(model=model, layout=layout)
 
 
 def prepare_pairs(dataset) -> tuple[torch.Tensor, list[list[SceneObject]]]:

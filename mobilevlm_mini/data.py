@@ -65,6 +65,9 @@ FINE_TYPES = ("size", "small", "neighbour")  # need detail that token reduction 
 QUESTION_TYPES = COARSE_TYPES + FINE_TYPES
 SPLIT_SEEDS = {"train": 1_000, "validation": 2_000, "test": 3_000}
 DATA_VERSION = 2  # bump when drawing or text changes, so old caches are not reused
+# where an object's centre may sit, in fractions of a cell from the cell's centre (lesson 08): "aligned" keeps every
+# object inside the 2 x 2 patches that LDP merges into one token; "straddle" lets most of them cross those borders
+LAYOUTS = {"aligned": 0.06, "straddle": 0.45}
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,12 @@ class WorldConfig:
     colours: tuple[str, ...] = tuple(COLOURS)
     supersample: int = 4  # sub-pixels per side for anti-aliasing
     augment: Augment | None = None
+    layout: str = "aligned"  # a key of LAYOUTS
 
     def __post_init__(self):
+        _check_name(self.layout, tuple(LAYOUTS), "layout")
+        if self.augment is not None and self.layout != "aligned":
+            raise ValueError("augment moves objects itself (Augment.centre); use it with layout 'aligned'")
         if self.image_size <= 0:
             raise ValueError(f"image_size must be a positive number of pixels, got {self.image_size}")
         if self.supersample <= 0:
@@ -237,11 +244,43 @@ def draw_scene(objects: Iterable[SceneObject], config: WorldConfig = WorldConfig
     size = config.image_size
     image = _background(rng, size)  # (H, W, 3)
     cell = size / GRID
-    for obj in objects:
-        cx, cy = (np.array([obj.col, obj.row]) + 0.5 + rng.uniform(-0.06, 0.06, size=2)) * cell
-        _paint(image, obj.shape, cx, cy, SIZE_RADIUS[obj.size] * cell, np.array(COLOURS[obj.colour], dtype=float),
-               config.supersample)
+    objects = list(objects)
+    if config.layout == "aligned":
+        centres = place_objects(objects, config.layout, rng)
+    else:  # rng advances as the aligned picture's would: the conversation drawn next is the same in every layout
+        rng.random(2 * len(objects))
+        centres = place_objects(objects, config.layout, rng.spawn(1)[0])
+    for obj, (cx, cy) in zip(objects, centres, strict=True):
+        _paint(image, obj.shape, cx * cell, cy * cell, SIZE_RADIUS[obj.size] * cell,
+               np.array(COLOURS[obj.colour], dtype=float), config.supersample)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+def place_objects(objects: list[SceneObject], layout: str, rng: np.random.Generator,
+                  tries: int = 20, attempts: int = 20) -> np.ndarray:
+    """Centres (x, y) in cell units, one per object: its cell's centre moved by up to LAYOUTS[layout] of a cell on
+    each axis. "aligned" draws 2 numbers per object; "straddle" keeps each shape inside the picture and away from
+    the others: an object is redrawn up to `tries` times, a scene whose objects do not all fit up to `attempts` times,
+    and then its objects sit at their cells' centres (never seen in 10,000 scenes)."""
+    jitter = LAYOUTS[layout]
+    cells = np.array([[o.col + 0.5, o.row + 0.5] for o in objects], dtype=float).reshape(-1, 2)  # (n, 2)
+    if layout == "aligned":
+        return cells + rng.uniform(-jitter, jitter, size=cells.shape)
+    radii = np.array([SIZE_RADIUS[o.size] for o in objects])
+    low = np.maximum(cells - jitter, radii[:, None])  # (n, 2): not past the picture's edge
+    high = np.minimum(cells + jitter, GRID - radii[:, None])
+    for _ in range(attempts):
+        centres = np.empty_like(cells)
+        for i in range(len(objects)):
+            candidates = low[i] + (high[i] - low[i]) * rng.random((tries, 2))  # (tries, 2)
+            apart = np.linalg.norm(candidates[:, None] - centres[None, :i], axis=-1)  # (tries, i)
+            fits = np.flatnonzero((apart - radii[None, :i] - radii[i] > 0.05).all(axis=1))
+            if not len(fits):
+                break
+            centres[i] = candidates[fits[0]]
+        else:
+            return centres
+    return cells
 
 
 def _draw_augmented(objects: Iterable[SceneObject], config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
@@ -462,7 +501,8 @@ def split_path(split: str, n: int, config: WorldConfig = WorldConfig(), renderer
     renderer: the settings of another renderer than `draw_scene` (drawn.py's), hashed too; None for this module's own
     splits, whose folder names stay as they were.
     """
-    world = {k: v for k, v in asdict(config).items() if k != "augment" or v is not None}  # plain: names as before
+    world = {k: v for k, v in asdict(config).items()  # the plain, aligned world: folder names as before
+             if not (k == "augment" and v is None or k == "layout" and v == "aligned")}
     settings = {"split": split, "n": n, "config": world, "version": DATA_VERSION}
     digest = settings_digest(settings if renderer is None else {**settings, "renderer": renderer})
     return data_dir() / f"{split}-{n}-{digest}"

@@ -50,8 +50,10 @@ def models_dir() -> Path:
 
 def recipe_path(recipe: PretrainConfig) -> Path:
     """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
-    # redrawn data -> a new encoder
-    digest = settings_digest({"recipe": config_to_dict(recipe), "data_version": DATA_VERSION})
+    # redrawn data -> a new encoder; the aligned layout is left out, so the names of encoders cached before it existed
+    # still match
+    settings = {k: v for k, v in config_to_dict(recipe).items() if not (k == "layout" and v == "aligned")}
+    digest = settings_digest({"recipe": settings, "data_version": DATA_VERSION})
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
 
@@ -75,15 +77,16 @@ def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], Contrasti
 
 def pretrained_model(
     quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size,
-    text_tuned: bool = False
+    text_tuned: bool = False, layout: str = "aligned"
 ) -> ContrastiveModel:
     """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached.
 
     text_tuned: then tuned with `tune_text(default_text_tuning())`, the ViT unchanged (cached too).
+    layout: where the pictures it learns from place their objects (data.LAYOUTS).
     """
-    recipe = default_recipe(quick, loss, image_size)
-    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train,
-                                                             WorldConfig(image_size=image_size), progress=progress)))
+    recipe = default_recipe(quick, loss, image_size, layout)
+    world = WorldConfig(image_size=image_size, layout=layout)
+    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, world, progress=progress)))
     model = _cached(recipe_path(recipe), recipe.model,
                     lambda: train_contrastive(recipe, *pairs(), progress=progress)[0])
     if not text_tuned:
@@ -94,7 +97,7 @@ def pretrained_model(
 
 
 def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True,
-                   image_size: int = ViTConfig.image_size) -> ViT:
+                   image_size: int = ViTConfig.image_size, layout: str = "aligned") -> ViT:
     """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
-    vit = pretrained_model(quick, loss, progress, image_size).vit.eval()
+    vit = pretrained_model(quick, loss, progress, image_size, layout=layout).vit.eval()
     return vit.requires_grad_(False)

@@ -20,7 +20,7 @@ each written atomically (`checkpoint.py`); trainer_state.pt records a digest of 
 
 Public API
 - `SPLITS` (data.py's three, drawn.py's "drawn"), `PreparedSplit`, `load_images(split, n, encoder_quick, image_size)`,
-  `split_from_dataset(model, dataset, features)`, `prepare_split(model, split, n, encoder_quick)`,
+  `split_from_dataset(model, dataset, features)`, `prepare_split(model, split, n, encoder_quick, layout)`,
   `prepare_data(model, config)`: images -> cached ViT features + captions + conversations.
 - `build_model(config)`: a MobileVLM with the pretrained, frozen ViT; `stage_plan(config)`, `total_steps(config)`,
   `stage_optim(stage, ...)`.
@@ -99,9 +99,10 @@ class PreparedSplit:
         return self if self.features.device == device else replace(self, features=self.features.to(device))
 
 
-def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size):
-    """The first n images (image_size px) of a split (one of `SPLITS`); the training split reuses the cached images the
-    ViT was pretrained on, and "drawn" is drawn.py's hand-drawn split."""
+def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size,
+                layout: str = "aligned"):
+    """The first n images (image_size px, objects placed by `layout`) of a split (one of `SPLITS`); the training split
+    reuses the cached images the ViT was pretrained on, and "drawn" is drawn.py's hand-drawn split."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of images, got {n}")
     if split not in SPLITS:
@@ -110,7 +111,8 @@ def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int
         return load_drawn_split(n, DrawnConfig(world=WorldConfig(image_size=image_size)), progress=False)
     # a prefix of a split is a smaller split
     count = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n
-    return load_split(split, count, WorldConfig(image_size=image_size), progress=False).select(range(n))
+    world = WorldConfig(image_size=image_size, layout=layout)
+    return load_split(split, count, world, progress=False).select(range(n))
 
 
 def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor | None = None) -> PreparedSplit:
@@ -125,16 +127,17 @@ def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor 
     return PreparedSplit(features, list(dataset["caption"]), conversations, dataset)
 
 
-def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False) -> PreparedSplit:
+def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False,
+                  layout: str = "aligned") -> PreparedSplit:
     """The first n images of a split, drawn at the model's image size, with their ViT features computed once."""
-    return split_from_dataset(model, load_images(split, n, encoder_quick, model.config.vit.image_size))
+    return split_from_dataset(model, load_images(split, n, encoder_quick, model.config.vit.image_size, layout))
 
 
 def prepare_data(model: MobileVLM, config: TrainConfig) -> dict[str, PreparedSplit]:
     """The training and validation splits of a run (the test split is only for the final report)."""
     return {
-        "train": prepare_split(model, "train", config.n_train, config.encoder_quick),
-        "validation": prepare_split(model, "validation", config.n_val, config.encoder_quick),
+        "train": prepare_split(model, "train", config.n_train, config.encoder_quick, config.layout),
+        "validation": prepare_split(model, "validation", config.n_val, config.encoder_quick, config.layout),
     }
 
 
@@ -202,7 +205,8 @@ BATCHES = {"align": caption_batch, "instruct": conversation_batch}
 def build_model(config: TrainConfig) -> MobileVLM:
     """A fresh MobileVLM (seeded from config.seed) around the course's pretrained, frozen ViT."""
     seed_everything(config.seed)
-    return MobileVLM(config.model, pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size))
+    vit = pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size, layout=config.layout)
+    return MobileVLM(config.model, vit)
 
 
 def stage_plan(config: TrainConfig) -> list[tuple[str, StageConfig, int]]:

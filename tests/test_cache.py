@@ -119,3 +119,21 @@ def test_two_encoder_builders_at_once_leave_one_good_encoder(tmp_path, monkeypat
     from mobilevlm_mini.encoders import pretrained_model
 
     pretrained_model(progress=False)  # loads what they left
+
+
+def test_the_straddle_layout_has_its_own_encoder_and_model_and_the_aligned_names_stay():
+    from dataclasses import asdict
+
+    from mobilevlm_mini.checkpoint import config_to_dict, settings_digest
+    from mobilevlm_mini.config import vlm_preset
+    from mobilevlm_mini.contrastive import default_recipe
+    from mobilevlm_mini.data import DATA_VERSION
+    from mobilevlm_mini.encoders import recipe_path
+
+    aligned, straddle = vlm_preset("quick"), vlm_preset("quick", layout="straddle")
+    assert vlm_path(aligned, "quick") != vlm_path(straddle, "quick")
+    recipe = default_recipe(quick=True)
+    assert recipe_path(recipe) != recipe_path(default_recipe(quick=True, layout="straddle"))
+    before = {k: v for k, v in config_to_dict(recipe).items() if k != "layout"}  # as hashed before layouts existed
+    assert recipe_path(recipe).name.endswith(settings_digest({"recipe": before, "data_version": DATA_VERSION}))
+    assert "layout" in asdict(straddle) and straddle.layout == "straddle"

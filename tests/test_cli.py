@@ -47,7 +47,8 @@ def test_unknown_command_fails():
 
 
 @pytest.mark.parametrize("command", [["data", "--n", "-5"], ["data", "--size", "0"], ["train", "--projector", "foo"],
-                                     ["train", "--preset", "quick", "--projector", "foo"]])
+                                     ["train", "--preset", "quick", "--projector", "foo"],
+                                     ["train", "--preset", "quick", "--layout", "foo"]])
 def test_bad_options_fail_at_once_in_one_line(command, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MOBILEVLM_MINI_DATA", str(tmp_path / "cache"))
     assert main([*command, "--out", str(tmp_path / "out")]) == 2

@@ -140,11 +140,38 @@ def test_every_question_has_exactly_one_right_answer():
         ({"max_objects": 10}, r"max_objects=10 cannot fit: a 3x3 grid"),
         ({"shapes": ("circle",), "colours": ("red",), "max_objects": 2}, r"holds at most 1 distinct objects"),
         ({"min_objects": 3, "max_objects": 2}, r"min_objects=3, max_objects=2"),
+        ({"layout": "free"}, r"unknown layout 'free'; expected one of aligned, straddle"),
+        ({"layout": "straddle", "augment": data.Augment()}, r"use it with layout 'aligned'"),
     ],
 )
 def test_bad_world_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         WorldConfig(**kwargs)
+
+
+def test_straddle_layout_crosses_token_blocks_and_keeps_the_scene():
+    """Lesson 08's second world: same scenes and texts, centres anywhere in the middle of their cell, so that most
+    objects cross the borders of the 2 x 2 patch blocks LDP merges; never cut by the edge, never overlapping."""
+    rng = np.random.default_rng(0)
+    crossing = {"small": [], "large": []}
+    for _ in range(300):
+        objects = data.sample_scene(rng)
+        centres = data.place_objects(objects, "straddle", rng)  # (n, 2) in cell units
+        radii = np.array([data.SIZE_RADIUS[o.size] for o in objects])
+        for obj, (x, y), r in zip(objects, centres, radii, strict=True):
+            assert (int(x), int(y)) == (obj.col, obj.row)  # the centre stays in its cell: questions stay true
+            assert r <= x <= data.GRID - r and r <= y <= data.GRID - r  # inside the picture
+            crossing[obj.size].append(any(np.floor(v - r) != np.floor(v + r) for v in (x, y)))
+        apart = np.linalg.norm(centres[:, None] - centres[None], axis=-1) - radii[:, None] - radii[None]
+        assert (apart[~np.eye(len(objects), dtype=bool)] > 0).all()
+    assert np.mean(crossing["large"]) > 0.8 and np.mean(crossing["small"]) > 0.3
+    aligned = data.place_objects(objects, "aligned", rng)
+    assert (np.abs(aligned % 1 - 0.5) <= data.LAYOUTS["aligned"]).all()  # the default keeps objects centred
+    plain, straddle = data.generate_dataset(4, seed=5), data.generate_dataset(4, seed=5, config=WorldConfig(
+        layout="straddle"))
+    assert plain.remove_columns("image").to_list() == straddle.remove_columns("image").to_list()
+    assert not np.array_equal(np.asarray(plain[0]["image"]), np.asarray(straddle[0]["image"]))
+    assert data.split_path("test", 8) != data.split_path("test", 8, WorldConfig(layout="straddle"))
 
 
 def test_bad_objects_and_splits():

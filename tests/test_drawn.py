@@ -125,7 +125,7 @@ def test_the_split_is_cached_beside_the_others_without_renaming_them(tmp_path):
     assert first["caption"] != load_images("test", 3)["caption"]
     assert drawn.drawn_split_path(3) != drawn.drawn_split_path(3, DrawnConfig(outline_probability=0.0))  # in the hash
     # data.py's splits keep their folders: the digest of their settings alone, as before drawn.py
-    world = {k: v for k, v in asdict(data.WorldConfig()).items() if k != "augment"}  # the fields before Augment
+    world = {k: v for k, v in asdict(data.WorldConfig()).items() if k not in ("augment", "layout")}  # added later
     old = settings_digest({"split": "test", "n": 1000, "config": world, "version": data.DATA_VERSION})
     assert data.split_path("test", 1000).name == f"test-1000-{old}"
     with pytest.raises(ValueError, match="unknown split 'nope'; expected one of train, validation, test, drawn"):

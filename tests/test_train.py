@@ -50,7 +50,7 @@ def tiny_config(**overrides) -> TrainConfig:
     return dataclasses.replace(config, **overrides)
 
 
-def fake_pretrained_vit(quick=None, progress=True, image_size=48) -> ViT:
+def fake_pretrained_vit(quick=None, progress=True, image_size=48, layout="aligned") -> ViT:
     """No pretrained encoder needed: the frozen ViT is a seeded random one of the test config's size."""
     torch.manual_seed(123)
     return ViT(VIT).eval().requires_grad_(False)
@@ -174,26 +174,29 @@ def test_validation_loss_reads_sequences_shaped_like_the_stages_training(dataset
     assert validation_loss(model, data["validation"], "instruct", **options) == pytest.approx(out.loss.item(), rel=1e-5)
 
 
-def test_image_size_reaches_the_encoder_and_the_pictures(monkeypatch):
-    """A 72-pixel recipe asks for a 72-pixel encoder and draws 72-pixel pictures; the course's default is 48 px."""
+def test_image_size_and_layout_reach_the_encoder_and_the_pictures(monkeypatch):
+    """A 72-pixel recipe asks for a 72-pixel encoder and draws 72-pixel pictures; the course's default is 48 px.
+    A straddle-layout recipe asks for an encoder pretrained on that layout and draws its pictures that way."""
     asked = {}
 
-    def fake_vit(quick=None, progress=True, image_size=48):
-        asked["encoder"] = image_size
+    def fake_vit(quick=None, progress=True, image_size=48, layout="aligned"):
+        asked["encoder"], asked["encoder layout"] = image_size, layout
         return ViT(dataclasses.replace(VIT, image_size=image_size)).eval().requires_grad_(False)
 
     def fake_split(split, n, world, progress=True):
-        asked["world"] = world.image_size
+        asked["world"], asked["world layout"] = world.image_size, world.layout
         return generate_dataset(n, seed=5, config=world, progress=False)
 
     monkeypatch.setattr(train_module, "pretrained_vit", fake_vit)
     monkeypatch.setattr(train_module, "load_split", fake_split)
     config = tiny_config()
     config = dataclasses.replace(
-        config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=72), projector="mlp"))
+        config, model=dataclasses.replace(config.model, vit=dataclasses.replace(VIT, image_size=72), projector="mlp"),
+        layout="straddle")
     model = build_model(config)
-    test = prepare_split(model, "test", 3)
-    assert asked == {"encoder": 72, "world": 72} and test.features.shape == (3, 36, 32)  # 72 / 12 = 6x6 patches
+    test = prepare_split(model, "test", 3, layout=config.layout)
+    assert asked == {"encoder": 72, "world": 72, "encoder layout": "straddle", "world layout": "straddle"}
+    assert test.features.shape == (3, 36, 32)  # 72 / 12 = 6x6 patches
     tiny = vlm_preset("tiny")
     assert tiny.model.vit.image_size == 48 and tiny.model.question_first and tiny.instruct.max_turns == 1
 
@@ -332,7 +335,8 @@ def test_ask_bad_input_is_one_clear_line(checkpoint, picture, tmp_path, capsys, 
 
 def test_eval_writes_json_per_question_type(checkpoint, tmp_path, capsys, monkeypatch, datasets):
     monkeypatch.setattr(train_module, "load_images",
-                        lambda split, n, quick=False, image_size=48: datasets["validation"].select(range(n)))
+                        lambda split, n, quick=False, image_size=48, layout="aligned":
+                        datasets["validation"].select(range(n)))
     out = tmp_path / "results.json"
     assert main(["eval", "--ckpt", str(checkpoint), "--split", "test", "--n", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
