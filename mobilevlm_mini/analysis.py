@@ -5,6 +5,9 @@
   parameters and FLOPs of a projector at given sizes; `cost_of(projector, num_tokens)`: the same for one already
   built (e.g. a `projectors.QFormer`, which the registry does not hold).
 - `influence_map(projector, tokens, index)`: how strongly each input token moves one output token (a Jacobian norm).
+- `cell_facts(dataset)`, `probe_visual_tokens(model, train, test)`: what a trained projector's frozen output tokens
+  still hold (each cell's shape and colour, the number of objects), read by linear probes (lesson 08: lost or not yet
+  learned?).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from mobilevlm_mini.data import COLOURS, GRID, SHAPES, scene_objects
 from mobilevlm_mini.projectors import Projector, build_projector
+from mobilevlm_mini.zero_shot import linear_probe
 
 
 def trainable_parameters(module: nn.Module) -> int:
@@ -71,3 +76,43 @@ def influence_map(projector: Projector, tokens: torch.Tensor, index: int) -> tor
 
     jacobian = torch.autograd.functional.jacobian(one_output, tokens, vectorize=True)  # (D_llm, N, D_vision)
     return jacobian.pow(2).sum(dim=(0, 2)).sqrt()  # (N,)
+
+
+def cell_facts(dataset) -> dict[str, torch.Tensor]:
+    """Each image's scene as class labels: "shape" and "colour" per grid cell (N, 9), 0 for an empty cell else
+    1 + the index in SHAPES / COLOURS, and "count", the number of objects (N,)."""
+    shape = torch.zeros(len(dataset), GRID * GRID, dtype=torch.long)  # (N, 9)
+    colour, count = torch.zeros_like(shape), torch.zeros(len(dataset), dtype=torch.long)
+    for i, listed in enumerate(dataset["objects"]):  # the column alone: no picture is decoded
+        objects = scene_objects({"objects": listed})
+        count[i] = len(objects)
+        for obj in objects:
+            shape[i, obj.row * GRID + obj.col] = 1 + SHAPES.index(obj.shape)
+            colour[i, obj.row * GRID + obj.col] = 1 + list(COLOURS).index(obj.colour)
+    return {"shape": shape, "colour": colour, "count": count}
+
+
+@torch.no_grad()
+def visual_tokens(model: nn.Module, features: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The model's visual tokens for frozen ViT features (N, N_patches, D_vision), flattened: (N, K * hidden)."""
+    batches = range(0, len(features), batch_size)
+    return torch.cat([model.project(features[i:i + batch_size]).flatten(1) for i in batches])
+
+
+def probe_visual_tokens(model: nn.Module, train, test, steps: int = 300) -> dict[str, float]:
+    """Linear probes on a trained model's visual tokens (frozen): trained on `train`'s images, scored on `test`'s
+    (both `train.PreparedSplit`s). Returns the share of occupied test cells whose shape and colour the probes read
+    right, and of test images whose object count they read right. A fact the probe reads but the VLM answers wrong
+    is in the tokens but unused; a fact the probe cannot read either was lost before the LLM."""
+    x_train, x_test = visual_tokens(model, train.features), visual_tokens(model, test.features)  # (N, K * hidden)
+    facts_train, facts_test = cell_facts(train.dataset), cell_facts(test.dataset)
+    scores = {}
+    for name, classes in (("shape", 1 + len(SHAPES)), ("colour", 1 + len(COLOURS))):
+        truth = facts_test[name]  # (M, 9)
+        predicted = linear_probe(x_train, facts_train[name], x_test, classes, steps=steps)  # (M, 9)
+        occupied = truth > 0
+        scores[name] = (predicted == truth)[occupied].float().mean().item()
+    counts = facts_train["count"]
+    predicted = linear_probe(x_train, counts, x_test, int(counts.max()) + 1, steps=steps)
+    scores["count"] = (predicted == facts_test["count"]).float().mean().item()
+    return scores

@@ -11,8 +11,8 @@ Public API
 - `recipe_runs(folder)`: tools/recipe_search.py's runs grouped by variant; `recipe_variants(folder)`: each variant's
   seeds, scores and `t_interval`s;
   `recipe_markdown(variants, types)`: them as a Markdown table.
-- `paired_differences(folder, base)`: each variant minus `base`, seed by seed (the same seeds), with a
-  `t_interval`; `verdict(interval)`: what such an interval supports, in words.
+- `paired_differences(runs, base)`: each variant minus `base`, seed by seed (the same seeds), with a
+  `t_interval`; `verdict(interval)`: what such an interval supports, in words; `score(run, key)`: one run's score.
 - `marker_problems(text, measured)`: every number in prose marked `<!-- measured: FILE.json:dotted.path -->` that
   differs from its results file beyond the rounding of its printed digits (or whose file or field is missing);
   `results_read(source)`: the results files a notebook's code reads.
@@ -108,14 +108,24 @@ def recipe_markdown(variants: dict[str, dict], types: tuple[str, ...] = ("count"
     return "\n".join(lines)
 
 
-def paired_differences(folder: str | Path = MEASURED / "recipe_search", base: str = "default",
+def score(run: dict, key: str = "exact_match") -> float:
+    """A run's exact match overall ("exact_match") or on one question type; per-type scores are numbers
+    (tools/recipe_search.py) or {"exact_match", "n"} (`train`'s metrics.json)."""
+    if key == "exact_match":
+        return run["exact_match"]
+    value = run["per_type"][key]
+    return value["exact_match"] if isinstance(value, dict) else value
+
+
+def paired_differences(runs: str | Path | dict[str, list[dict]] = MEASURED / "recipe_search", base: str = "default",
                        key: str = "exact_match") -> dict[str, dict]:
     """Per variant: its score minus `base`'s on each seed both ran (paired: the same seed, the same batches), and the
-    `t_interval` of those differences. `key` is "exact_match" or a question type."""
-    scores = {name: {r["seed"]: r["exact_match"] if key == "exact_match" else r["per_type"][key] for r in group}
-              for name, group in recipe_runs(folder).items()}
+    `t_interval` of those differences. `runs`: a folder of tools/recipe_search.py's runs, or runs grouped by variant
+    (e.g. lesson 08's projectors); `key` is "exact_match" or a question type."""
+    groups = runs if isinstance(runs, dict) else recipe_runs(runs)
+    scores = {name: {r["seed"]: score(r, key) for r in group} for name, group in groups.items()}
     if base not in scores:
-        raise ValueError(f"no runs of the base variant {base!r} in {folder}")
+        raise ValueError(f"no runs of the base variant {base!r} among {sorted(scores)}")
     result = {}
     for name, by_seed in scores.items():
         seeds = sorted(set(by_seed) & set(scores[base]))

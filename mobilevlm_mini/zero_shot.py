@@ -93,18 +93,23 @@ def linear_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Ten
     x_train (N, D) with labels y_train (N,); x_test (M, D). The features are standardised with the training
     mean and spread, and the layer is trained full batch (every training row each step) with Adam for
     `steps` steps from weights seeded by `seed`: the same inputs give the same predictions.
+    Labels (N, H) train H probes at once (one per fact, e.g. per grid cell), and the predictions are (M, H).
     """
+    heads = 1 if y_train.dim() == 1 else y_train.shape[1]
     mean, std = x_train.mean(0), x_train.std(0)  # standardised inputs: Adam converges in fewer steps
+    std = torch.where(std > 0, std, 1.0)  # a feature constant over the training rows is only centred
     torch.manual_seed(seed)  # the probe's starting weights
-    probe = nn.Linear(x_train.shape[1], classes)  # one weight vector (a learned "prompt") per class
+    probe = nn.Linear(x_train.shape[1], heads * classes)  # one weight vector (a learned "prompt") per class and head
     optimizer = torch.optim.Adam(probe.parameters(), lr=lr)
     for _ in range(steps):
-        loss = F.cross_entropy(probe((x_train - mean) / std), y_train)
+        logits = probe((x_train - mean) / std).reshape(-1, classes)  # (N * H, classes)
+        loss = F.cross_entropy(logits, y_train.reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        return probe((x_test - mean) / std).argmax(dim=1)
+        predicted = probe((x_test - mean) / std).reshape(len(x_test), heads, classes).argmax(dim=-1)  # (M, H)
+    return predicted[:, 0] if y_train.dim() == 1 else predicted
 
 
 def linear_probe_largest(model: ContrastiveModel, train: Dataset, test: Dataset, steps: int = 2000) -> dict:

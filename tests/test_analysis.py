@@ -67,3 +67,35 @@ def test_trainable_parameters_skip_frozen_ones():
     layer = torch.nn.Linear(4, 3)
     layer.bias.requires_grad_(False)
     assert trainable_parameters(layer) == 12
+
+
+def test_probes_read_the_facts_that_the_tokens_hold_and_not_the_others():
+    """cell_facts labels each cell and the count; a probe on tokens that encode them reads them back, a probe on
+    noise does not (lesson 08's test of "lost or not yet learned")."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from mobilevlm_mini.analysis import cell_facts, probe_visual_tokens
+    from mobilevlm_mini.data import generate_dataset, scene_objects
+
+    dataset = generate_dataset(1300, seed=4)
+    facts = cell_facts(dataset)
+    first = scene_objects(dataset[0])
+    assert facts["count"][0] == len(first) and (facts["shape"][0] > 0).sum() == len(first)
+    obj = first[0]
+    assert facts["colour"][0, obj.row * 3 + obj.col] > 0
+    encoded = torch.cat([F.one_hot(facts["shape"], 6).flatten(1), F.one_hot(facts["colour"], 7).flatten(1),
+                         F.one_hot(facts["count"], 5)], dim=1).float()  # (N, 9 * 6 + 9 * 7 + 5)
+    model = SimpleNamespace(project=lambda features: features)  # visual tokens = the features given
+
+    def split(features, rows):
+        return SimpleNamespace(features=features[rows].unsqueeze(1), dataset=dataset.select(rows))
+
+    train, test = list(range(1000)), list(range(1000, 1300))
+    holds = probe_visual_tokens(model, split(encoded, train), split(encoded, test), steps=200)
+    assert holds == {"shape": 1.0, "colour": 1.0, "count": 1.0}
+    torch.manual_seed(0)
+    noise = torch.randn_like(encoded)
+    lost = probe_visual_tokens(model, split(noise, train), split(noise, test), steps=200)
+    assert lost["shape"] < 0.5 and lost["colour"] < 0.5

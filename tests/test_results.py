@@ -66,3 +66,9 @@ def test_paired_differences_and_their_verdicts(tmp_path):
     assert paired_differences(tmp_path, key="count")["better"]["differences"] == pytest.approx([0.05, 0.04, 0.05])
     with pytest.raises(ValueError, match="no runs of the base variant 'nope'"):
         paired_differences(tmp_path, base="nope")
+    grouped = {"mlp": [{"seed": s, "exact_match": 0.9, "per_type": {"count": {"exact_match": 0.8, "n": 9}}}
+                       for s in (0, 1)],
+               "ldp": [{"seed": s, "exact_match": 0.9 + s / 100, "per_type": {"count": {"exact_match": 0.7, "n": 9}}}
+                       for s in (0, 1)]}  # train's metrics.json: per-type scores with their counts
+    assert paired_differences(grouped, base="mlp")["ldp"]["differences"] == pytest.approx([0.0, 0.01])
+    assert paired_differences(grouped, base="mlp", key="count")["ldp"]["differences"] == pytest.approx([-0.1, -0.1])

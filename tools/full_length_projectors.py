@@ -3,7 +3,9 @@
 Each run is `python -m mobilevlm_mini train --projector P --seed S [--layout L] --out RUNS/[L-]P-S` (about 4
 minutes for ldp and 7 for mlp on 2 cores; a layout other than aligned also pretrains its own encoder once, about
 2 minutes); runs whose metrics.json exists are not trained again, so the tool can be stopped and started again.
-The test metrics of all runs and the preset they used go to one JSON file, which lesson 08 reads.
+Each trained run is then probed (`analysis.probe_visual_tokens`: linear probes on its frozen visual tokens, trained on
+PROBE_TRAIN training images, scored on PROBE_TEST test images; saved as probe.json beside the checkpoint). The test
+metrics and probe scores of all runs and the preset they used go to one JSON file, which lesson 08 reads.
 Usage: python tools/full_length_projectors.py [--projectors mlp ldp] [--seeds 0 1 2] [--layouts aligned]
        [--runs runs/full_length] [--out assets/measured/full_length_projectors.json]
 """
@@ -18,7 +20,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARYING = ("projector", "seed", "layout")  # what differs between runs; every other setting must be the same
+PROBE_TRAIN, PROBE_TEST = 2000, 1000  # images the probes learn from and are scored on
+
+
+def probe(folder: Path) -> dict:
+    """The probe scores of one trained run, computed once and kept in folder/probe.json."""
+    path = folder / "probe.json"
+    if not path.is_file():
+        from mobilevlm_mini.analysis import probe_visual_tokens
+        from mobilevlm_mini.train import load_trained, prepare_split
+
+        model, config = load_trained(folder)
+        train, test = (prepare_split(model, split, n, config.encoder_quick, config.layout)
+                       for split, n in (("train", PROBE_TRAIN), ("test", PROBE_TEST)))
+        scores = {"train_images": PROBE_TRAIN, "test_images": PROBE_TEST, **probe_visual_tokens(model, train, test)}
+        path.write_text(json.dumps(scores, indent=1) + "\n")
+    return json.loads(path.read_text())
 
 
 def run_folder(runs: Path, projector: str, seed: int, layout: str) -> Path:
@@ -54,7 +71,7 @@ def main() -> None:
                     raise SystemExit(f"{folder} was trained with another recipe than the runs before it")
                 preset = config
                 metrics = json.loads((folder / "metrics.json").read_text())
-                runs.append({"projector": projector, "seed": seed, "layout": layout, **metrics})
+                runs.append({"projector": projector, "seed": seed, "layout": layout, **metrics, "probe": probe(folder)})
     result = {
         "what": "test exact match of the tiny preset (lesson 07's recipe) per projector, seed and layout",
         "command": "python -m mobilevlm_mini train --projector {projector} --seed {seed} --layout {layout} "
