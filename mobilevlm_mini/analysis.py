@@ -99,12 +99,18 @@ def visual_tokens(model: nn.Module, features: torch.Tensor, batch_size: int = 50
     return torch.cat([model.project(features[i:i + batch_size]).flatten(1) for i in batches])
 
 
-def probe_visual_tokens(model: nn.Module, train, test, steps: int = 300) -> dict[str, float]:
+def probe_visual_tokens(model: nn.Module, train, test, steps: int = 300, tokens: str = "visual") -> dict[str, float]:
     """Linear probes on a trained model's visual tokens (frozen): trained on `train`'s images, scored on `test`'s
     (both `train.PreparedSplit`s). Returns the share of occupied test cells whose shape and colour the probes read
     right, and of test images whose object count they read right. A fact the probe reads but the VLM answers wrong
-    is in the tokens but unused; a fact the probe cannot read either was lost before the LLM."""
-    x_train, x_test = visual_tokens(model, train.features), visual_tokens(model, test.features)  # (N, K * hidden)
+    is in the tokens but unused; a fact the probe cannot read either was lost before the LLM.
+    tokens: "visual" (the projector's output) or "patch" (the ViT's patch tokens, the projector's input)."""
+    if tokens not in ("visual", "patch"):
+        raise ValueError(f"tokens must be 'visual' or 'patch', got {tokens!r}")
+    if tokens == "visual":
+        x_train, x_test = visual_tokens(model, train.features), visual_tokens(model, test.features)  # (N, K * hidden)
+    else:
+        x_train, x_test = train.features.flatten(1), test.features.flatten(1)  # (N, N_patches * D_vision)
     facts_train, facts_test = cell_facts(train.dataset), cell_facts(test.dataset)
     scores = {}
     for name, classes in (("shape", 1 + len(SHAPES)), ("colour", 1 + len(COLOURS))):

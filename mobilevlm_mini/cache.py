@@ -90,7 +90,8 @@ def register_trained(folder: str | Path, preset: str) -> Path:
     if done < total:
         raise ValueError(f"{folder} stopped at step {done} of {total}: finish it (train --resume) before caching it")
     path = vlm_path(config, preset)
-    if vlm_path(vlm_preset(preset, projector=config.model.projector, seed=config.seed), preset) != path:
+    preset_config = vlm_preset(preset, projector=config.model.projector, seed=config.seed, layout=config.layout)
+    if vlm_path(preset_config, preset) != path:
         raise ValueError(f"{folder} was not trained with preset {preset!r} (its settings differ): not cached")
     if not (path / WEIGHTS).is_file():
         with building(path) as staging:

@@ -99,3 +99,6 @@ def test_probes_read_the_facts_that_the_tokens_hold_and_not_the_others():
     noise = torch.randn_like(encoded)
     lost = probe_visual_tokens(model, split(noise, train), split(noise, test), steps=200)
     assert lost["shape"] < 0.5 and lost["colour"] < 0.5
+    assert probe_visual_tokens(model, split(encoded, train), split(encoded, test), steps=200, tokens="patch") == holds
+    with pytest.raises(ValueError, match="tokens must be 'visual' or 'patch'"):
+        probe_visual_tokens(model, split(encoded, train), split(encoded, test), tokens="pixels")

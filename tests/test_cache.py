@@ -70,6 +70,15 @@ def test_train_command_registers_its_run_where_lessons_look(cache_without_vlm, t
     assert not [p for p in cached.parent.iterdir() if p.name.startswith(".")]  # no half-written folder left
 
 
+def test_a_straddle_run_trains_scores_and_caches_apart(cache_without_vlm, tmp_path):
+    out = tmp_path / "straddle"
+    assert main(["train", "--preset", "quick", "--layout", "straddle", "--out", str(out)]) == 0
+    assert (out / "metrics.json").is_file()
+    cached = vlm_path(vlm_preset("quick", layout="straddle"), "quick")
+    assert (cached / WEIGHTS).read_bytes() == (out / WEIGHTS).read_bytes()
+    assert not (vlm_path(vlm_preset("quick"), "quick") / WEIGHTS).exists()  # the aligned model is another one
+
+
 def test_trained_vlm_trains_once_then_loads(cache_without_vlm, monkeypatch):
     first = trained_vlm("quick", progress=False)
     monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("trained again instead of loading"))

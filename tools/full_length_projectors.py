@@ -3,7 +3,8 @@
 Each run is `python -m mobilevlm_mini train --projector P --seed S [--layout L] --out RUNS/[L-]P-S` (about 4
 minutes for ldp and 7 for mlp on 2 cores; a layout other than aligned also pretrains its own encoder once, about
 2 minutes); runs whose metrics.json exists are not trained again, so the tool can be stopped and started again.
-Each trained run is then probed (`analysis.probe_visual_tokens`: linear probes on its frozen visual tokens, trained on
+Each trained run is then probed (`analysis.probe_visual_tokens`: linear probes on its frozen visual tokens, and on the
+ViT's patch tokens under "patch", trained on
 PROBE_TRAIN training images, scored on PROBE_TEST test images; saved as probe.json beside the checkpoint). The test
 metrics and probe scores of all runs and the preset they used go to one JSON file, which lesson 08 reads.
 Usage: python tools/full_length_projectors.py [--projectors mlp ldp] [--seeds 0 1 2] [--layouts aligned]
@@ -33,7 +34,8 @@ def probe(folder: Path) -> dict:
         model, config = load_trained(folder)
         train, test = (prepare_split(model, split, n, config.encoder_quick, config.layout)
                        for split, n in (("train", PROBE_TRAIN), ("test", PROBE_TEST)))
-        scores = {"train_images": PROBE_TRAIN, "test_images": PROBE_TEST, **probe_visual_tokens(model, train, test)}
+        scores = {"train_images": PROBE_TRAIN, "test_images": PROBE_TEST, **probe_visual_tokens(model, train, test),
+                  "patch": probe_visual_tokens(model, train, test, tokens="patch")}  # what the projector was given
         path.write_text(json.dumps(scores, indent=1) + "\n")
     return json.loads(path.read_text())
 
