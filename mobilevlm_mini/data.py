@@ -7,9 +7,11 @@ from a seed. Splits are Hugging Face `datasets.Dataset`s, cached on disk.
 Public API
 - Constants: SHAPES, PLURALS, COLOURS (name -> RGB), SIZES, GRID, POSITIONS (the 9 cell names,
   row by row), NUMBERS, DIRECTIONS, QUESTION_TYPES (COARSE_TYPES + FINE_TYPES), SPLIT_SEEDS.
-- `WorldConfig`: image size, object counts, which shapes/colours; validated on creation.
+- `WorldConfig`: image size, object counts, which shapes/colours, `layout` (LAYOUTS: "aligned", each object inside
+  the 2 x 2 patches one LDP token merges, or "straddle", across them; lesson 08); validated on creation.
 - `SceneObject` (shape, colour, size, row, col); `sample_scene(rng, config)` -> list of them.
-- `draw_scene(objects, config, rng)` -> (H, W, 3) uint8 image, anti-aliased by supersampling.
+- `draw_scene(objects, config, rng)` -> (H, W, 3) uint8 image, anti-aliased by supersampling;
+  `place_objects(objects, layout, rng)`: where their centres go.
 - `caption(objects, places)`, `conversation(objects, rng)` -> [(question_type, question, answer), ...].
 - `make_example(seed, index, config)` -> one row as a dict; `example_row(index, objects, turns, image)` assembles it.
 - `generate_dataset(n, seed, config, progress, workers, make)` -> `datasets.Dataset` (not cached; drawn in parallel;
