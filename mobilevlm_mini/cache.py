@@ -23,6 +23,7 @@ from typing import Callable
 
 from mobilevlm_mini.checkpoint import (
     WEIGHTS,
+    added_later,
     building,
     config_to_dict,
     load_config,
@@ -58,7 +59,7 @@ def vlm_path(config: TrainConfig, preset: str) -> Path:
     """The cache folder of the model `config` trains: preset, projector and seed, then a hash of every setting."""
     encoder = recipe_path(default_recipe(config.encoder_quick, image_size=config.model.vit.image_size,
                                          layout=config.layout))
-    settings = {k: v for k, v in config_to_dict(config).items() if not (k == "layout" and v == "aligned")}
+    settings = added_later(config_to_dict(config), {"layout": "aligned"})
     digest = settings_digest({"config": settings, "encoder": encoder.name})  # aligned: names as before the option
     return cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
 

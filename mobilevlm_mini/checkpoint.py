@@ -4,8 +4,9 @@
 same folder, then `os.replace`), so a crash never leaves half a checkpoint. `load_checkpoint(directory,
 model, config)` refuses a checkpoint whose config differs and names every mismatched field.
 `load_config(directory, ConfigClass)` rebuilds the (possibly nested) config dataclass from the JSON.
-`settings_digest(settings)` names a cache folder after every setting that made what it holds, and
-`building(path)` builds one in a private folder that is renamed into place when complete.
+`settings_digest(settings)` names a cache folder after every setting that made what it holds (`added_later` leaves
+out settings added since, at their old behaviour, so older folder names still match), and `building(path)` builds
+one in a private folder that is renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ C = TypeVar("C")
 def settings_digest(settings: dict) -> str:
     """10 hex digits of the SHA-1 of `settings` as sorted JSON: a cache key that changes with any setting."""
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def added_later(settings: dict, defaults: dict) -> dict:
+    """`settings` without the keys added after caches were named, while they hold the value (`defaults`) that behaves
+    as before they existed: a cache key hashed from the result names the same folder as before."""
+    return {k: v for k, v in settings.items() if not (k in defaults and v == defaults[k])}
 
 
 def config_to_dict(config: Any) -> dict:

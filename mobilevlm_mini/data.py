@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mobilevlm_mini.checkpoint import building, settings_digest
+from mobilevlm_mini.checkpoint import added_later, building, settings_digest
 from mobilevlm_mini.photos import jpeg_round_trip, to_model_size
 from mobilevlm_mini.runtime import cache_dir
 from mobilevlm_mini.tokenizer import Tokenizer, split_words
@@ -503,8 +503,7 @@ def split_path(split: str, n: int, config: WorldConfig = WorldConfig(), renderer
     renderer: the settings of another renderer than `draw_scene` (drawn.py's), hashed too; None for this module's own
     splits, whose folder names stay as they were.
     """
-    world = {k: v for k, v in asdict(config).items()  # the plain, aligned world: folder names as before
-             if not (k == "augment" and v is None or k == "layout" and v == "aligned")}
+    world = added_later(asdict(config), {"augment": None, "layout": "aligned"})  # plain, aligned: names as before
     settings = {"split": split, "n": n, "config": world, "version": DATA_VERSION}
     digest = settings_digest(settings if renderer is None else {**settings, "renderer": renderer})
     return data_dir() / f"{split}-{n}-{digest}"

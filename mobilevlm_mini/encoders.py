@@ -21,6 +21,7 @@ from mobilevlm_mini import runtime
 from mobilevlm_mini.checkpoint import (
     CONFIG,
     WEIGHTS,
+    added_later,
     building,
     config_to_dict,
     load_checkpoint,
@@ -52,7 +53,7 @@ def recipe_path(recipe: PretrainConfig) -> Path:
     """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
     # redrawn data -> a new encoder; the aligned layout is left out, so the names of encoders cached before it existed
     # still match
-    settings = {k: v for k, v in config_to_dict(recipe).items() if not (k == "layout" and v == "aligned")}
+    settings = added_later(config_to_dict(recipe), {"layout": "aligned"})
     digest = settings_digest({"recipe": settings, "data_version": DATA_VERSION})
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
