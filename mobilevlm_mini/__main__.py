@@ -60,6 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     overrides = {key: value for key, value in (("projector", args.projector), ("seed", args.seed),
                                                ("layout", args.layout)) if value is not None}
+    if args.augment:
+        overrides["augment"] = True
     try:
         device = resolve_device(args.device)
         config = vlm_preset(args.preset, **overrides)
@@ -214,6 +216,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, help="random seed instead of the preset's (default 0)")
     train.add_argument("--layout", help="where objects sit in every picture: aligned (default: inside the 2x2 patches "
                                         "one LDP token merges) or straddle (across them; lesson 08)")
+    train.add_argument("--augment", action="store_true",
+                       help="draw the training pictures (the encoder's too) varied as other programs draw them "
+                            "(data.Augment; lesson 07, section 12); validation and test stay plain")
     _device_option(train)
     train.set_defaults(func=cmd_train)
 

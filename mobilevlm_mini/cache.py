@@ -55,11 +55,16 @@ LESSON_SPLITS = [
 # ---------------------------------------------------------------- trained VLMs
 
 
+# TrainConfig fields added after the first models were cached, with the value that trains as before they existed
+ADDED_LATER = {"layout": "aligned", "augment": False,
+               "align": {"questions": "stored"}, "instruct": {"questions": "stored"}}
+
+
 def vlm_path(config: TrainConfig, preset: str) -> Path:
     """The cache folder of the model `config` trains: preset, projector and seed, then a hash of every setting."""
     encoder = recipe_path(default_recipe(config.encoder_quick, image_size=config.model.vit.image_size,
-                                         layout=config.layout))
-    settings = added_later(config_to_dict(config), {"layout": "aligned"})
+                                         layout=config.layout, augment=config.augment))
+    settings = added_later(config_to_dict(config), ADDED_LATER)
     digest = settings_digest({"config": settings, "encoder": encoder.name})  # aligned: names as before the option
     return cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"
 
@@ -91,7 +96,8 @@ def register_trained(folder: str | Path, preset: str) -> Path:
     if done < total:
         raise ValueError(f"{folder} stopped at step {done} of {total}: finish it (train --resume) before caching it")
     path = vlm_path(config, preset)
-    preset_config = vlm_preset(preset, projector=config.model.projector, seed=config.seed, layout=config.layout)
+    preset_config = vlm_preset(preset, projector=config.model.projector, seed=config.seed, layout=config.layout,
+                               augment=config.augment)
     if vlm_path(preset_config, preset) != path:
         raise ValueError(f"{folder} was not trained with preset {preset!r} (its settings differ): not cached")
     if not (path / WEIGHTS).is_file():

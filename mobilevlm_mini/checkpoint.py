@@ -40,8 +40,16 @@ def settings_digest(settings: dict) -> str:
 
 def added_later(settings: dict, defaults: dict) -> dict:
     """`settings` without the keys added after caches were named, while they hold the value (`defaults`) that behaves
-    as before they existed: a cache key hashed from the result names the same folder as before."""
-    return {k: v for k, v in settings.items() if not (k in defaults and v == defaults[k])}
+    as before they existed: a cache key hashed from the result names the same folder as before. A dict of defaults
+    applies to the nested settings of that key (e.g. {"instruct": {"questions": "stored"}})."""
+    kept = {}
+    for key, value in settings.items():
+        default = defaults.get(key, added_later)  # the function itself: a default no setting holds
+        if isinstance(default, dict) and isinstance(value, dict):
+            kept[key] = added_later(value, default)
+        elif value != default:
+            kept[key] = value
+    return kept
 
 
 def config_to_dict(config: Any) -> dict:

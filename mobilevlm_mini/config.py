@@ -43,6 +43,9 @@ class VLMConfig:
         check_projector(self.projector, self.projector_options)  # a wrong name fails here, before any work
 
 
+QUESTION_SOURCES = ("stored", "fresh", "balanced")  # StageConfig.questions
+
+
 @dataclass
 class StageConfig:
     """One training stage: optimizer steps, images (or text lines) per step, peak learning rate, warm-up steps."""
@@ -55,6 +58,13 @@ class StageConfig:
     max_turns: int | None = None
     # stage 2: how much more often a question type is drawn first (e.g. {"count": 2.0}; missing types weigh 1)
     type_weights: dict[str, float] | None = None
+    # stage 2: "stored" asks each image the conversation saved with it; "fresh" asks new questions about its scene at
+    # every step (data.conversation); "balanced" too, with count questions balanced over their answers
+    questions: str = "stored"
+
+    def __post_init__(self):
+        if self.questions not in QUESTION_SOURCES:
+            raise ValueError(f"unknown questions {self.questions!r}; expected one of {', '.join(QUESTION_SOURCES)}")
 
 
 @dataclass
@@ -78,6 +88,9 @@ class TrainConfig:
     n_test: int = 1000  # test images, for the final report
     encoder_quick: bool = False
     layout: str = "aligned"  # where objects sit in every picture, the encoder's included (data.LAYOUTS; lesson 08)
+    # training pictures (the encoder's and the VLM's) drawn with data.Augment, so that pictures drawn elsewhere are
+    # read too (lesson 07, section 12); validation and test stay plain
+    augment: bool = False
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     eval_every: int = 300
@@ -86,6 +99,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
+        if self.augment and self.layout != "aligned":
+            raise ValueError("augment moves objects itself (data.Augment.centre); use it with layout 'aligned'")
 
 
 VLM_PRESETS = {

@@ -36,6 +36,7 @@ from mobilevlm_mini.data import (
     COLOURS,
     SHAPES,
     SIZES,
+    Augment,
     SceneObject,
     WorldConfig,
     caption,
@@ -218,17 +219,24 @@ class PretrainConfig:
     hard_negatives: bool = True  # add, per image, a caption with one shape, size or colour changed
     seed: int = 0
     layout: str = "aligned"  # where objects sit in the pictures it learns from (data.LAYOUTS)
+    augment: bool = False  # its pictures drawn with data.Augment (lesson 07, section 12)
+
+    def world(self) -> WorldConfig:
+        """The world its training pictures come from."""
+        return WorldConfig(image_size=self.model.vit.image_size, layout=self.layout,
+                           augment=Augment() if self.augment else None)
 
 
 def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size,
-                   layout: str = "aligned") -> PretrainConfig:
+                   layout: str = "aligned", augment: bool = False) -> PretrainConfig:
     """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images
-    image_size px, objects placed by `layout`."""
+    image_size px, objects placed by `layout`, drawn with data.Augment when `augment`."""
     quick = runtime.quick() if quick is None else quick
     model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
     if quick:
-        return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5, layout=layout)
-    return PretrainConfig(model=model, layout=layout)
+        return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5, layout=layout,
+                              augment=augment)
+    return PretrainConfig(model=model, layout=layout, augment=augment)
 
 
 def prepare_pairs(dataset) -> tuple[torch.Tensor, list[list[SceneObject]]]:
@@ -291,8 +299,7 @@ def train_contrastive(
     from tqdm.auto import tqdm
 
     if images is None or scenes is None:
-        world = WorldConfig(image_size=recipe.model.vit.image_size)
-        images, scenes = prepare_pairs(load_split("train", recipe.n_train, world, progress=progress))
+        images, scenes = prepare_pairs(load_split("train", recipe.n_train, recipe.world(), progress=progress))
     generator = runtime.seed_everything(recipe.seed)
     model = ContrastiveModel(recipe.model)
     optimizer = Optimizer(model.parameters(), _optim(recipe))

@@ -334,9 +334,13 @@ def _ref(obj: SceneObject, objects: list[SceneObject]) -> str:
     return obj.shape if sum(o.shape == obj.shape for o in objects) == 1 else obj.name
 
 
-def conversation(objects: list[SceneObject], rng: np.random.Generator,
-                 config: WorldConfig = WorldConfig()) -> list[tuple[str, str, str]]:
-    """One (question_type, question, answer) per type that this scene makes uniquely answerable."""
+def conversation(objects: list[SceneObject], rng: np.random.Generator, config: WorldConfig = WorldConfig(),
+                 balanced_counts: bool = False) -> list[tuple[str, str, str]]:
+    """One (question_type, question, answer) per type that this scene makes uniquely answerable.
+
+    `balanced_counts` (training only, lesson 07): a count question about a shape or a colour first picks an answer
+    among those the scene allows (`_balanced_pick`), so "one" no longer makes up most of them.
+    """
     pick = lambda items: items[int(rng.integers(len(items)))]  # noqa: E731
     turns = []
 
@@ -354,10 +358,12 @@ def conversation(objects: list[SceneObject], rng: np.random.Generator,
     if kind == "all":
         question, count = "how many shapes are there?", len(objects)
     elif kind == "shape":
-        shape = pick([o.shape for o in objects]) if rng.random() < 0.7 else pick(config.shapes)
+        shape = (_balanced_pick(config.shapes, [o.shape for o in objects], rng) if balanced_counts else
+                 pick([o.shape for o in objects]) if rng.random() < 0.7 else pick(config.shapes))
         question, count = f"how many {PLURALS[shape]} are there?", sum(o.shape == shape for o in objects)
     else:
-        colour = pick([o.colour for o in objects]) if rng.random() < 0.7 else pick(config.colours)
+        colour = (_balanced_pick(config.colours, [o.colour for o in objects], rng) if balanced_counts else
+                  pick([o.colour for o in objects]) if rng.random() < 0.7 else pick(config.colours))
         question, count = f"how many {colour} shapes are there?", sum(o.colour == colour for o in objects)
     turns.append(("count", question, NUMBERS[count]))
 
@@ -387,6 +393,18 @@ def conversation(objects: list[SceneObject], rng: np.random.Generator,
         target, direction, neighbour = pairs[int(rng.integers(len(pairs)))]
         turns.append(("neighbour", f"what is {direction} the {_ref(target, objects)}?", neighbour.name))
     return turns
+
+
+def _balanced_pick(names: tuple[str, ...], present: list[str], rng: np.random.Generator) -> str:
+    """A name to count: first a count the scene allows (two or more weighted 4, since few scenes allow them; zero and
+    one weighted 1), then a name with that count."""
+    by_count: dict[int, list[str]] = {}
+    for name in names:
+        by_count.setdefault(present.count(name), []).append(name)
+    counts = sorted(by_count)
+    weights = np.array([4.0 if count >= 2 else 1.0 for count in counts])
+    chosen = by_count[counts[int(rng.choice(len(counts), p=weights / weights.sum()))]]
+    return chosen[int(rng.integers(len(chosen)))]
 
 
 def vocabulary() -> list[str]:

@@ -40,7 +40,7 @@ from mobilevlm_mini.contrastive import (
     train_contrastive,
     tune_text,
 )
-from mobilevlm_mini.data import DATA_VERSION, WorldConfig, load_split
+from mobilevlm_mini.data import DATA_VERSION, load_split
 from mobilevlm_mini.vision import ViT, ViTConfig
 
 
@@ -51,9 +51,9 @@ def models_dir() -> Path:
 
 def recipe_path(recipe: PretrainConfig) -> Path:
     """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
-    # redrawn data -> a new encoder; the aligned layout is left out, so the names of encoders cached before it existed
-    # still match
-    settings = added_later(config_to_dict(recipe), {"layout": "aligned"})
+    # redrawn data -> a new encoder; the aligned layout and no augmentation are left out, so the names of encoders
+    # cached before they existed still match
+    settings = added_later(config_to_dict(recipe), {"layout": "aligned", "augment": False})
     digest = settings_digest({"recipe": settings, "data_version": DATA_VERSION})
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
@@ -78,16 +78,16 @@ def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], Contrasti
 
 def pretrained_model(
     quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size,
-    text_tuned: bool = False, layout: str = "aligned"
+    text_tuned: bool = False, layout: str = "aligned", augment: bool = False
 ) -> ContrastiveModel:
     """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached.
 
     text_tuned: then tuned with `tune_text(default_text_tuning())`, the ViT unchanged (cached too).
-    layout: where the pictures it learns from place their objects (data.LAYOUTS).
+    layout: where the pictures it learns from place their objects (data.LAYOUTS); augment: drawn with data.Augment.
     """
-    recipe = default_recipe(quick, loss, image_size, layout)
-    world = WorldConfig(image_size=image_size, layout=layout)
-    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, world, progress=progress)))
+    recipe = default_recipe(quick, loss, image_size, layout, augment)
+    pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, recipe.world(),
+                                                             progress=progress)))
     model = _cached(recipe_path(recipe), recipe.model,
                     lambda: train_contrastive(recipe, *pairs(), progress=progress)[0])
     if not text_tuned:
@@ -98,7 +98,7 @@ def pretrained_model(
 
 
 def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True,
-                   image_size: int = ViTConfig.image_size, layout: str = "aligned") -> ViT:
+                   image_size: int = ViTConfig.image_size, layout: str = "aligned", augment: bool = False) -> ViT:
     """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
-    vit = pretrained_model(quick, loss, progress, image_size, layout=layout).vit.eval()
+    vit = pretrained_model(quick, loss, progress, image_size, layout=layout, augment=augment).vit.eval()
     return vit.requires_grad_(False)

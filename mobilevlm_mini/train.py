@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -56,7 +57,16 @@ from mobilevlm_mini.checkpoint import (
 )
 from mobilevlm_mini.config import StageConfig, TrainConfig
 from mobilevlm_mini.contrastive import default_recipe
-from mobilevlm_mini.data import QUESTION_TYPES, SPLIT_SEEDS, WorldConfig, images_to_tensor, load_split
+from mobilevlm_mini.data import (
+    QUESTION_TYPES,
+    SPLIT_SEEDS,
+    Augment,
+    SceneObject,
+    WorldConfig,
+    conversation,
+    images_to_tensor,
+    load_split,
+)
 from mobilevlm_mini.devices import resolve_device
 from mobilevlm_mini.drawn import DRAWN_SPLIT, DrawnConfig, load_drawn_split
 from mobilevlm_mini.encoders import pretrained_vit
@@ -90,6 +100,7 @@ class PreparedSplit:
     captions: list[str]
     conversations: list[list[tuple[str, str, str]]]
     dataset: object  # the datasets.Dataset it came from (images for plots)
+    scenes: list[list[SceneObject]] | None = None  # each image's objects, for fresh questions (StageConfig.questions)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -100,18 +111,21 @@ class PreparedSplit:
 
 
 def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int = WorldConfig.image_size,
-                layout: str = "aligned"):
+                layout: str = "aligned", augment: bool = False):
     """The first n images (image_size px, objects placed by `layout`) of a split (one of `SPLITS`); the training split
-    reuses the cached images the ViT was pretrained on, and "drawn" is drawn.py's hand-drawn split."""
+    reuses the cached images the ViT was pretrained on (drawn with data.Augment when `augment`: training pictures
+    only), and "drawn" is drawn.py's hand-drawn split."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of images, got {n}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if split == DRAWN_SPLIT:
         return load_drawn_split(n, DrawnConfig(world=WorldConfig(image_size=image_size)), progress=False)
+    if augment and split != "train":
+        raise ValueError(f"augment draws training pictures only; the {split!r} split is drawn plain")
     # a prefix of a split is a smaller split
     count = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n
-    world = WorldConfig(image_size=image_size, layout=layout)
+    world = WorldConfig(image_size=image_size, layout=layout, augment=Augment() if augment else None)
     return load_split(split, count, world, progress=False).select(range(n))
 
 
@@ -123,20 +137,22 @@ def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor 
     conversations = [list(zip(t, q, a, strict=False))
                      for t, q, a in zip(dataset["question_types"], dataset["questions"], dataset["answers"],
                                         strict=True)]
-    # a list: a datasets Column reads Arrow per row
-    return PreparedSplit(features, list(dataset["caption"]), conversations, dataset)
+    # lists: a datasets Column reads Arrow per row
+    scenes = [[SceneObject(**o) for o in objects] for objects in dataset["objects"]]
+    return PreparedSplit(features, list(dataset["caption"]), conversations, dataset, scenes)
 
 
 def prepare_split(model: MobileVLM, split: str, n: int, encoder_quick: bool = False,
-                  layout: str = "aligned") -> PreparedSplit:
+                  layout: str = "aligned", augment: bool = False) -> PreparedSplit:
     """The first n images of a split, drawn at the model's image size, with their ViT features computed once."""
-    return split_from_dataset(model, load_images(split, n, encoder_quick, model.config.vit.image_size, layout))
+    return split_from_dataset(model, load_images(split, n, encoder_quick, model.config.vit.image_size, layout,
+                                                 augment))
 
 
 def prepare_data(model: MobileVLM, config: TrainConfig) -> dict[str, PreparedSplit]:
     """The training and validation splits of a run (the test split is only for the final report)."""
     return {
-        "train": prepare_split(model, "train", config.n_train, config.encoder_quick, config.layout),
+        "train": prepare_split(model, "train", config.n_train, config.encoder_quick, config.layout, config.augment),
         "validation": prepare_split(model, "validation", config.n_val, config.encoder_quick, config.layout),
     }
 
@@ -167,20 +183,30 @@ def turn_order(types: list[str], generator: torch.Generator | None = None,
     return torch.multinomial(weights, len(types), generator=generator).tolist()
 
 
+def fresh_turns(data: PreparedSplit, row: int, generator: torch.Generator, balanced_counts: bool = False):
+    """A new conversation about image `row`'s scene, drawn with a seed taken from `generator`."""
+    if data.scenes is None:
+        raise ValueError("fresh questions need each image's objects: build the split with split_from_dataset")
+    seed = int(torch.randint(2**31, (1,), generator=generator))
+    return conversation(data.scenes[row], np.random.default_rng(seed), balanced_counts=balanced_counts)
+
+
 def conversation_batch(
     model: MobileVLM, data: PreparedSplit, rows: torch.Tensor, generator: torch.Generator | None = None,
-    max_turns: int | None = None, type_weights: dict[str, float] | None = None
+    max_turns: int | None = None, type_weights: dict[str, float] | None = None, questions: str = "stored"
 ):
     """Each row's conversation in one sequence: (input_ids, features, attention_mask, labels), as MobileVLM takes them.
 
     With a generator the turns come in a random order each time, so no question type is tied to a place
     in the conversation and a single question (as in `answer`) looks like any turn; `max_turns` keeps
     only the first few of that order (1: one random question per image, as `answer` asks them), and
-    `type_weights` makes some types come first more often (`turn_order`).
+    `type_weights` makes some types come first more often (`turn_order`). `questions` ("fresh" or "balanced",
+    with a generator) asks new questions about each image's scene instead of its stored conversation.
     """
     pairs = []
     for row in rows.tolist():
-        turns = data.conversations[row]
+        turns = (fresh_turns(data, row, generator, questions == "balanced")
+                 if generator is not None and questions != "stored" else data.conversations[row])
         order = turn_order([kind for kind, _, _ in turns], generator, type_weights)
         turns = [turns[i][1:] for i in order[:max_turns]]
         pairs.append(encode_turns(model.tokenizer, turns, model.config.question_first,
@@ -205,7 +231,8 @@ BATCHES = {"align": caption_batch, "instruct": conversation_batch}
 def build_model(config: TrainConfig) -> MobileVLM:
     """A fresh MobileVLM (seeded from config.seed) around the course's pretrained, frozen ViT."""
     seed_everything(config.seed)
-    vit = pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size, layout=config.layout)
+    vit = pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size, layout=config.layout,
+                         augment=config.augment)
     return MobileVLM(config.model, vit)
 
 
@@ -274,7 +301,9 @@ def exact_match(records: list[dict], group: str = "type", groups: tuple[str, ...
 def stage_options(name: str, stage: StageConfig) -> dict:
     """Keyword arguments of this stage's batch function beyond the rows: `max_turns` and `type_weights` for stage 2,
     none for stage 1."""
-    return {"max_turns": stage.max_turns, "type_weights": stage.type_weights} if name == "instruct" else {}
+    if name != "instruct":
+        return {}
+    return {"max_turns": stage.max_turns, "type_weights": stage.type_weights, "questions": stage.questions}
 
 
 @torch.no_grad()

@@ -50,7 +50,7 @@ def tiny_config(**overrides) -> TrainConfig:
     return dataclasses.replace(config, **overrides)
 
 
-def fake_pretrained_vit(quick=None, progress=True, image_size=48, layout="aligned") -> ViT:
+def fake_pretrained_vit(quick=None, progress=True, image_size=48, layout="aligned", augment=False) -> ViT:
     """No pretrained encoder needed: the frozen ViT is a seeded random one of the test config's size."""
     torch.manual_seed(123)
     return ViT(VIT).eval().requires_grad_(False)
@@ -164,7 +164,8 @@ def test_validation_loss_reads_sequences_shaped_like_the_stages_training(dataset
     model = build_model(config)
     stage = dataclasses.replace(config.instruct, max_turns=1)
     options = stage_options("instruct", stage)
-    assert options == {"max_turns": 1, "type_weights": None} and stage_options("align", stage) == {}
+    assert options == {"max_turns": 1, "type_weights": None, "questions": "stored"}
+    assert stage_options("align", stage) == {}
     ids, features, mask, labels = conversation_batch(model, data["validation"], torch.arange(len(data["validation"])),
                                                      **options)
     first = [model.tokenizer.decode([t for t in row.tolist() if t >= 0], skip_special=True) for row in labels]
@@ -174,17 +175,19 @@ def test_validation_loss_reads_sequences_shaped_like_the_stages_training(dataset
     assert validation_loss(model, data["validation"], "instruct", **options) == pytest.approx(out.loss.item(), rel=1e-5)
 
 
-def test_image_size_and_layout_reach_the_encoder_and_the_pictures(monkeypatch):
+def test_image_size_layout_and_augment_reach_the_encoder_and_the_pictures(monkeypatch):
     """A 72-pixel recipe asks for a 72-pixel encoder and draws 72-pixel pictures; the course's default is 48 px.
-    A straddle-layout recipe asks for an encoder pretrained on that layout and draws its pictures that way."""
+    A straddle-layout recipe asks for an encoder pretrained on that layout and draws its pictures that way.
+    An augmented recipe asks for an encoder pretrained on augmented pictures and trains on them; it validates and
+    tests on plain ones."""
     asked = {}
 
-    def fake_vit(quick=None, progress=True, image_size=48, layout="aligned"):
-        asked["encoder"], asked["encoder layout"] = image_size, layout
+    def fake_vit(quick=None, progress=True, image_size=48, layout="aligned", augment=False):
+        asked["encoder"], asked["encoder layout"], asked["encoder augment"] = image_size, layout, augment
         return ViT(dataclasses.replace(VIT, image_size=image_size)).eval().requires_grad_(False)
 
     def fake_split(split, n, world, progress=True):
-        asked["world"], asked["world layout"] = world.image_size, world.layout
+        asked.setdefault("worlds", {})[split] = (world.image_size, world.layout, world.augment is not None)
         return generate_dataset(n, seed=5, config=world, progress=False)
 
     monkeypatch.setattr(train_module, "pretrained_vit", fake_vit)
@@ -195,8 +198,18 @@ def test_image_size_and_layout_reach_the_encoder_and_the_pictures(monkeypatch):
         layout="straddle")
     model = build_model(config)
     test = prepare_split(model, "test", 3, layout=config.layout)
-    assert asked == {"encoder": 72, "world": 72, "encoder layout": "straddle", "world layout": "straddle"}
+    assert asked == {"encoder": 72, "encoder layout": "straddle", "encoder augment": False,
+                     "worlds": {"test": (72, "straddle", False)}}
     assert test.features.shape == (3, 36, 32)  # 72 / 12 = 6x6 patches
+    asked.clear()
+    augmented = dataclasses.replace(tiny_config(), augment=True, n_train=4, n_val=2)
+    train_module.prepare_data(build_model(augmented), augmented)
+    assert asked["encoder augment"] and asked["worlds"]["validation"][2] is False
+    assert asked["worlds"]["train"][2] is True
+    with pytest.raises(ValueError, match="augment draws training pictures only"):
+        prepare_split(model, "test", 3, augment=True)
+    with pytest.raises(ValueError, match="use it with layout 'aligned'"):
+        dataclasses.replace(tiny_config(), augment=True, layout="straddle")
     tiny = vlm_preset("tiny")
     assert tiny.model.vit.image_size == 48 and tiny.model.question_first and tiny.instruct.max_turns == 1
 
@@ -335,7 +348,7 @@ def test_ask_bad_input_is_one_clear_line(checkpoint, picture, tmp_path, capsys, 
 
 def test_eval_writes_json_per_question_type(checkpoint, tmp_path, capsys, monkeypatch, datasets):
     monkeypatch.setattr(train_module, "load_images",
-                        lambda split, n, quick=False, image_size=48, layout="aligned":
+                        lambda split, n, quick=False, image_size=48, layout="aligned", augment=False:
                         datasets["validation"].select(range(n)))
     out = tmp_path / "results.json"
     assert main(["eval", "--ckpt", str(checkpoint), "--split", "test", "--n", "3", "--json", str(out)]) == 0
@@ -366,3 +379,43 @@ def test_commands_have_help_and_no_traceback_as_a_program(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mobilevlm_mini", "ask", "--ckpt", str(tmp_path), "--image", "x.png",
                              "--question", "hi"], capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+def test_fresh_questions_ask_new_turns_about_the_same_scene(datasets):
+    """questions="fresh": each step's questions come from the image's objects (data.conversation), so they change
+    from one step to the next but stay answerable from the scene; the same generator seed gives the same batch."""
+    config = tiny_config()
+    data = prepared(config, datasets)
+    model = build_model(config)
+    rows = torch.arange(8)
+
+    def answers(seed: int, questions: str) -> list[str]:
+        _, _, _, labels = conversation_batch(model, data["train"], rows, torch.Generator().manual_seed(seed),
+                                             questions=questions)
+        return [model.tokenizer.decode([t for t in row.tolist() if t >= 0], skip_special=True) for row in labels]
+
+    assert answers(0, "fresh") == answers(0, "fresh") and answers(0, "fresh") != answers(1, "fresh")
+    scene = data["train"].scenes[0]
+    names = {o.colour for o in scene} | {o.shape for o in scene}
+    assert names & set(" ".join(answers(2, "balanced")).split())
+    with pytest.raises(ValueError, match="unknown questions 'new'"):
+        StageConfig(steps=1, questions="new")
+
+
+def test_balanced_counts_ask_zero_and_two_more_often():
+    """Count questions about a shape or a colour: "one" is most answers in the stored conversations; balanced
+    counts ask more zeros and twos (the answers the model gets wrong most)."""
+    from mobilevlm_mini.data import WorldConfig, conversation, sample_scene
+
+    def answers(balanced: bool) -> list[str]:
+        rng = np.random.default_rng(0)
+        found = []
+        for _ in range(3000):
+            turns = conversation(sample_scene(rng, WorldConfig()), rng, balanced_counts=balanced)
+            found += [a for kind, q, a in turns if kind == "count" and q != "how many shapes are there?"]
+        return found
+
+    plain, balanced = answers(False), answers(True)
+    assert balanced.count("one") / len(balanced) < plain.count("one") / len(plain) - 0.15
+    for rare in ("zero", "two"):
+        assert balanced.count(rare) / len(balanced) > plain.count(rare) / len(plain)

@@ -39,6 +39,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "weights_mixed": ("count and neighbour questions drawn three times, position and exists 1.5 times as often", {
         "instruct.type_weights": {"count": 3.0, "neighbour": 3.0, "position": 1.5, "exists": 1.5}}),
     "turns2": ("two questions per image, 64 images a step", {"instruct.max_turns": 2, "instruct.batch_size": 64}),
+    "fresh": ("new questions about each image's scene at every step of stage 2", {"instruct.questions": "fresh"}),
+    "steps2000": ("stage 2 twice as long: 2,000 steps", {"instruct.steps": 2000}),
+    "steps2000_b64": ("stage 2: 2,000 steps of 64 images (the default's compute, twice its updates)",
+                      {"instruct.steps": 2000, "instruct.batch_size": 64}),
+    "augment": ("training pictures (the encoder's too) drawn with data.Augment", {"augment": True}),
+    "balanced": ("fresh questions, count questions balanced over their answers", {"instruct.questions": "balanced"}),
 }
 
 
@@ -54,17 +60,30 @@ def configure(name: str, seed: int) -> TrainConfig:
     return config
 
 
-def run_one(name: str, seed: int, data: dict, validation, out: Path) -> dict:
-    """Train one (variant, seed) and score it on the validation images; written to out/<name>-seed<seed>.json."""
+def prepare(config: TrainConfig) -> tuple[dict, object, object]:
+    """What a variant trains and is scored on: (train and validation splits for `train`, 1,000 validation images,
+    1,000 drawn images), each through the encoder the config pretrains."""
+    model = build_model(config)
+    data = {"train": prepare_split(model, "train", config.n_train, config.encoder_quick, augment=config.augment),
+            "validation": prepare_split(model, "validation", config.n_val, config.encoder_quick)}
+    return (data, prepare_split(model, "validation", N_VALIDATION, config.encoder_quick),
+            prepare_split(model, "drawn", N_VALIDATION, config.encoder_quick))
+
+
+def run_one(name: str, seed: int, data: dict, validation, drawn, out: Path) -> dict:
+    """Train one (variant, seed) and score it on the validation images (and on pictures drawn elsewhere, reported
+    beside); written to out/<name>-seed<seed>.json."""
     config = configure(name, seed)
     started = time.perf_counter()
     model, history = train(config, data=data, progress=False)
     scores = exact_match(predict(model, validation))
+    drawn_score = exact_match(predict(model, drawn))["exact_match"]
     curve = zip(history["val_step"], history["val_stage"], history["val_loss"], history["val_exact_match"], strict=True)
     result = {
         "variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1], "seed": seed,
         "split": "validation", "n_images": len(validation), "exact_match": scores["exact_match"],
         "per_type": {kind: s["exact_match"] for kind, s in scores["per_type"].items()},
+        "drawn_exact_match": drawn_score,  # the first 1,000 drawn pictures (drawn.py), never used to choose
         "val_curve": [{"step": step, "stage": stage, "loss": loss, "exact_match": score}  # the run's 100 images
                       for step, stage, loss, score in curve],
         "train_seconds": round(history["seconds"], 1), "wall_seconds": round(time.perf_counter() - started, 1),
@@ -99,13 +118,12 @@ def main() -> None:
     if not todo:
         print("nothing to run: every (variant, seed) has a result")
         return
-    base = vlm_preset("tiny")
-    model = build_model(base)
-    validation = prepare_split(model, "validation", N_VALIDATION, base.encoder_quick)
-    data = {"train": prepare_split(model, "train", base.n_train, base.encoder_quick),
-            "validation": prepare_split(model, "validation", base.n_val, base.encoder_quick)}
+    prepared = {}  # per encoder and training pictures (config.augment)
     for name, seed in todo:
-        result = run_one(name, seed, data, validation, args.out)
+        config = configure(name, seed)
+        if config.augment not in prepared:
+            prepared[config.augment] = prepare(config)
+        result = run_one(name, seed, *prepared[config.augment], args.out)
         types = " ".join(f"{k} {100 * v:.1f}" for k, v in result["per_type"].items())
         print(f"{name} seed {seed}: {100 * result['exact_match']:.2f}% ({types}) {result['train_seconds']} s",
               flush=True)
