@@ -228,11 +228,12 @@ class PretrainConfig:
 
 
 def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size,
-                   layout: str = "aligned", augment: bool = False) -> PretrainConfig:
+                   layout: str = "aligned", augment: bool = False, stem: int = 0) -> PretrainConfig:
     """The course's pretraining recipe: full mode (a minute or two on 2 cores), or tiny in quick mode; images
-    image_size px, objects placed by `layout`, drawn with data.Augment when `augment`."""
+    image_size px, objects placed by `layout`, drawn with data.Augment when `augment`; a ViT with a convolutional stem
+    of `stem` channels (ViTConfig.stem; 0: none)."""
     quick = runtime.quick() if quick is None else quick
-    model = ContrastiveConfig(vit=ViTConfig(image_size=image_size), loss=loss)
+    model = ContrastiveConfig(vit=ViTConfig(image_size=image_size, stem=stem), loss=loss)
     if quick:
         return PretrainConfig(model=model, n_train=512, steps=20, batch_size=64, warmup=5, layout=layout,
                               augment=augment)

@@ -53,7 +53,8 @@ def recipe_path(recipe: PretrainConfig) -> Path:
     """The cache folder for this exact recipe: vit-<loss>-<steps>-<hash of every setting and of the data's version>."""
     # redrawn data -> a new encoder; the aligned layout and no augmentation are left out, so the names of encoders
     # cached before they existed still match
-    settings = added_later(config_to_dict(recipe), {"layout": "aligned", "augment": False})
+    settings = added_later(config_to_dict(recipe), {"layout": "aligned", "augment": False,
+                                                    "model": {"vit": {"stem": 0}}})
     digest = settings_digest({"recipe": settings, "data_version": DATA_VERSION})
     return models_dir() / f"vit-{recipe.model.loss}-{recipe.steps}steps-{digest}"
 
@@ -78,14 +79,15 @@ def _cached(path: Path, config: ContrastiveConfig, build: Callable[[], Contrasti
 
 def pretrained_model(
     quick: bool | None = None, loss: str = "clip", progress: bool = True, image_size: int = ViTConfig.image_size,
-    text_tuned: bool = False, layout: str = "aligned", augment: bool = False
+    text_tuned: bool = False, layout: str = "aligned", augment: bool = False, stem: int = 0
 ) -> ContrastiveModel:
     """The course's pretrained dual encoder: from the cache, or trained with `default_recipe` and cached.
 
     text_tuned: then tuned with `tune_text(default_text_tuning())`, the ViT unchanged (cached too).
-    layout: where the pictures it learns from place their objects (data.LAYOUTS); augment: drawn with data.Augment.
+    layout: where the pictures it learns from place their objects (data.LAYOUTS); augment: drawn with data.Augment;
+    stem: the ViT's convolutional stem (ViTConfig.stem).
     """
-    recipe = default_recipe(quick, loss, image_size, layout, augment)
+    recipe = default_recipe(quick, loss, image_size, layout, augment, stem)
     pairs = functools.cache(lambda: prepare_pairs(load_split("train", recipe.n_train, recipe.world(),
                                                              progress=progress)))
     model = _cached(recipe_path(recipe), recipe.model,
@@ -98,7 +100,8 @@ def pretrained_model(
 
 
 def pretrained_vit(quick: bool | None = None, loss: str = "clip", progress: bool = True,
-                   image_size: int = ViTConfig.image_size, layout: str = "aligned", augment: bool = False) -> ViT:
+                   image_size: int = ViTConfig.image_size, layout: str = "aligned", augment: bool = False,
+                   stem: int = 0) -> ViT:
     """The pretrained ViT, frozen (eval mode, no gradients), for later lessons: `vit(images, layer=-2)`."""
-    vit = pretrained_model(quick, loss, progress, image_size, layout=layout, augment=augment).vit.eval()
+    vit = pretrained_model(quick, loss, progress, image_size, layout=layout, augment=augment, stem=stem).vit.eval()
     return vit.requires_grad_(False)

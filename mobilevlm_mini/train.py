@@ -232,7 +232,7 @@ def build_model(config: TrainConfig) -> MobileVLM:
     """A fresh MobileVLM (seeded from config.seed) around the course's pretrained, frozen ViT."""
     seed_everything(config.seed)
     vit = pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size, layout=config.layout,
-                         augment=config.augment)
+                         augment=config.augment, stem=config.model.vit.stem)
     return MobileVLM(config.model, vit)
 
 

@@ -1,6 +1,7 @@
 """The vision encoder: a tiny ViT (lesson 04).
 
-image (B, 3, H, W) in [0, 1] -> standardised pixels -> patch embedding (patches.PatchEmbed) + position embedding ->
+image (B, 3, H, W) in [0, 1] -> standardised pixels -> [a convolutional stem, `ViTConfig.stem`] -> patch embedding
+(patches.PatchEmbed) + position embedding ->
 pre-norm transformer blocks (attention.Block) -> final LayerNorm -> patch tokens (B, N, D), N = H W / P^2.
 There is no CLS token: the pooled vector is the mean of the patch tokens, so every token is a patch
 and the token grid stays square for the projectors. Like MobileVLM, later lessons read the patch
@@ -32,12 +33,18 @@ class ViTConfig:
     # pixels are standardised per channel, as CLIP does; these are the shapes world's statistics
     pixel_mean: tuple[float, ...] = (0.888, 0.877, 0.871)
     pixel_std: tuple[float, ...] = (0.120, 0.131, 0.160)
+    # 0: patches cut straight from the pixels (the course's default); > 0: a convolutional stem of this many channels
+    # first (`conv_stem`), so a token's features change little when an object moves a few pixels
+    stem: int = 0
 
     def __post_init__(self):
         num_patches(self.image_size, self.image_size, self.patch_size)  # raises if P does not divide the image
         if not len(self.pixel_mean) == len(self.pixel_std) == self.channels:
             raise ValueError(f"pixel_mean and pixel_std need one value per channel ({self.channels}), "
                              f"got {self.pixel_mean} and {self.pixel_std}")
+        if self.stem < 0 or (self.stem and self.patch_size % 2):
+            raise ValueError(f"stem must be 0 (no stem) or a number of channels with an even patch_size, "
+                             f"got stem={self.stem}, patch_size={self.patch_size}")
         if self.dim % self.heads or self.dim % 4:
             raise ValueError(f"dim must be divisible by heads ({self.heads}) and by 4 (2-D position embedding), "
                              f"got {self.dim}")
@@ -53,13 +60,25 @@ class ViTConfig:
         return self.grid**2
 
 
+def conv_stem(in_channels: int, channels: int) -> nn.Module:
+    """Two 3 x 3 convolutions with GELU, the first with stride 2: (B, C, H, W) -> (B, channels, H/2, W/2); nothing
+    when channels is 0. Overlapping windows, unlike patches: a shape a few pixels off still lights the same filters."""
+    if not channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.GELU(),
+                         nn.Conv2d(channels, channels, 3, padding=1), nn.GELU())
+
+
 class ViT(nn.Module):
     """Vision transformer returning patch tokens (B, N, D); `pool` turns them into one vector per image."""
 
     def __init__(self, config: ViTConfig):
         super().__init__()
         self.config = config
-        self.patch_embed = PatchEmbed(config.patch_size, config.channels, config.dim)
+        self.stem = conv_stem(config.channels, config.stem)
+        # after the stem's stride 2, a patch of P pixels is P / 2 stem positions wide: the same token grid
+        self.patch_embed = PatchEmbed(config.patch_size // 2 if config.stem else config.patch_size,
+                                      config.stem or config.channels, config.dim)
         # learned, but started from the fixed 2-D sin-cos table so the grid layout is known from step 0
         self.pos_embed = nn.Parameter(0.1 * sincos_2d(config.grid, config.grid, config.dim)[None])  # (1, N, D)
         self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
@@ -72,7 +91,7 @@ class ViT(nn.Module):
         (-2: penultimate)."""
         check_images(images, self.config.channels, self.config.image_size, floating=True)
         images = (images - self.pixel_mean) / self.pixel_std  # mean 0, std 1 per channel: faster training
-        x = self.patch_embed(images) + self.pos_embed  # (B, N, D)
+        x = self.patch_embed(self.stem(images)) + self.pos_embed  # (B, N, D)
         if layer is None:
             for block in self.blocks:
                 x = block(x)

@@ -143,15 +143,16 @@ def test_the_straddle_layout_has_its_own_encoder_and_model_and_the_aligned_names
     assert vlm_path(aligned, "quick") != vlm_path(straddle, "quick")
     recipe = default_recipe(quick=True)
     assert recipe_path(recipe) != recipe_path(default_recipe(quick=True, layout="straddle"))
-    # as hashed before layouts (and augmentation) existed
+    # as hashed before layouts (and augmentation, and the ViT's stem) existed
     before = {k: v for k, v in config_to_dict(recipe).items() if k not in ("layout", "augment")}
+    before["model"]["vit"].pop("stem")
     assert recipe_path(recipe).name.endswith(settings_digest({"recipe": before, "data_version": DATA_VERSION}))
     assert "layout" in asdict(straddle) and straddle.layout == "straddle"
 
 
-def test_augment_and_fresh_questions_have_their_own_names_and_the_defaults_keep_theirs():
-    """TrainConfig.augment (its own encoder and model) and StageConfig.questions were added after models were cached:
-    at their defaults the cache names are those hashed before they existed."""
+def test_augment_stem_and_fresh_questions_have_their_own_names_and_the_defaults_keep_theirs():
+    """TrainConfig.augment and ViTConfig.stem (each its own encoder and model) and StageConfig.questions were added
+    after models were cached: at their defaults the cache names are those hashed before they existed."""
     from dataclasses import replace
 
     from mobilevlm_mini.checkpoint import added_later, config_to_dict, settings_digest
@@ -165,10 +166,13 @@ def test_augment_and_fresh_questions_have_their_own_names_and_the_defaults_keep_
         before.pop(key)
     for stage in ("align", "instruct"):
         before[stage].pop("questions")
+    before["model"]["vit"].pop("stem")
     encoder = recipe_path(default_recipe(quick=True))
     assert vlm_path(config, "quick").name.endswith(settings_digest({"config": before, "encoder": encoder.name}))
     augmented = vlm_preset("quick", augment=True)
     assert recipe_path(default_recipe(quick=True, augment=True)) != encoder
+    assert recipe_path(default_recipe(quick=True, stem=16)) != encoder
     fresh = replace(config, instruct=replace(config.instruct, questions="fresh"))
-    assert len({vlm_path(c, "quick") for c in (config, augmented, fresh)}) == 3
+    stem = replace(config, model=replace(config.model, vit=replace(config.model.vit, stem=16)))
+    assert len({vlm_path(c, "quick") for c in (config, augmented, fresh, stem)}) == 4
     assert added_later({"a": 1, "s": {"q": "x", "r": 2}}, {"a": 1, "s": {"q": "x"}}) == {"s": {"r": 2}}

@@ -126,7 +126,7 @@ def test_training_is_deterministic_and_the_cache_round_trips(monkeypatch):
         assert torch.equal(a, b)
 
     monkeypatch.setattr(E, "default_recipe",
-                        lambda quick, loss, image_size=48, layout="aligned", augment=False:
+                        lambda quick, loss, *args, **kwargs:
                         replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
     path = E.recipe_path(TINY_RECIPE)
     assert not path.exists()
@@ -253,7 +253,7 @@ def test_text_tuning_locks_the_vit_and_caches_beside_the_encoder(monkeypatch):
             assert torch.equal(a, b) == name.startswith("vit."), name  # the ViT alone is unchanged
 
     monkeypatch.setattr(E, "default_recipe",
-                        lambda quick, loss, image_size=48, layout="aligned", augment=False:
+                        lambda quick, loss, *args, **kwargs:
                         replace(TINY_RECIPE, model=replace(TINY, loss=loss)))
     monkeypatch.setattr(E, "default_text_tuning", lambda quick: tuning)
     # trains the encoder, then tunes its text side

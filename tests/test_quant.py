@@ -181,7 +181,7 @@ VIT = ViTConfig(image_size=48, patch_size=12, dim=32, depth=2, heads=2)
 @pytest.fixture(scope="module")
 def trained():
     """A small MobileVLM (random frozen ViT) trained for a few seconds, and held-out images to ask about."""
-    def fake_pretrained_vit(quick=None, progress=True, image_size=48, layout="aligned", augment=False) -> ViT:
+    def fake_pretrained_vit(*args, **kwargs) -> ViT:
         torch.manual_seed(123)
         return ViT(VIT).eval().requires_grad_(False)
 

@@ -50,7 +50,7 @@ def tiny_config(**overrides) -> TrainConfig:
     return dataclasses.replace(config, **overrides)
 
 
-def fake_pretrained_vit(quick=None, progress=True, image_size=48, layout="aligned", augment=False) -> ViT:
+def fake_pretrained_vit(*args, **kwargs) -> ViT:
     """No pretrained encoder needed: the frozen ViT is a seeded random one of the test config's size."""
     torch.manual_seed(123)
     return ViT(VIT).eval().requires_grad_(False)
@@ -182,7 +182,7 @@ def test_image_size_layout_and_augment_reach_the_encoder_and_the_pictures(monkey
     tests on plain ones."""
     asked = {}
 
-    def fake_vit(quick=None, progress=True, image_size=48, layout="aligned", augment=False):
+    def fake_vit(quick=None, progress=True, image_size=48, layout="aligned", augment=False, stem=0):
         asked["encoder"], asked["encoder layout"], asked["encoder augment"] = image_size, layout, augment
         return ViT(dataclasses.replace(VIT, image_size=image_size)).eval().requires_grad_(False)
 

@@ -67,3 +67,23 @@ def test_bad_config():
         ViTConfig(dim=30, heads=4)
     with pytest.raises(ValueError, match=r"one value per channel \(1\)"):
         ViTConfig(channels=1)
+    with pytest.raises(ValueError, match="even patch_size"):
+        ViTConfig(image_size=48, patch_size=3, stem=16)
+
+
+def test_a_conv_stem_keeps_the_token_grid_and_no_stem_keeps_the_old_weights():
+    """stem=0 is the plain ViT (its weights' names unchanged, so cached encoders load); a stem of C channels
+    halves the picture with overlapping 3 x 3 windows and the patch embedding takes P/2 of its positions: the same
+    36 tokens."""
+    plain, stemmed = ViT(ViTConfig()), ViT(ViTConfig(stem=16))
+    assert not any(name.startswith("stem") for name in plain.state_dict())
+    assert stemmed.patch_embed.proj.kernel_size == (4, 4) and stemmed.patch_embed.proj.in_channels == 16
+    images = torch.rand(2, 3, 48, 48)
+    assert plain(images).shape == stemmed(images).shape == (2, 36, 64)
+    # a token's receptive field now overlaps its neighbour's: a pixel of patch (0, 1) reaches token (0, 0)
+    images = torch.rand(1, 3, 48, 48)
+    moved = images.clone()
+    moved[0, :, 0, 8] += 1.0  # the first pixel of patch (0, 1)
+    first = lambda vit, x: vit.patch_embed(vit.stem((x - vit.pixel_mean) / vit.pixel_std))[0, 0]  # noqa: E731
+    assert torch.equal(first(plain, images), first(plain, moved))  # patches do not overlap
+    assert not torch.equal(first(stemmed, images), first(stemmed, moved))  # the stem's windows do

@@ -73,7 +73,7 @@ def main() -> None:
         instruct_projector=True,  # rows D and E of lesson 07 trained the projector in stage 2 too
     )
     # no pretrained encoder: the oracle tokens stand in for its features (as tests/test_train.py does)
-    training.pretrained_vit = lambda quick=None, progress=True, image_size=None: ViT(config.model.vit)
+    training.pretrained_vit = lambda *args, **kwargs: ViT(config.model.vit)
     width = config.model.vit.dim  # the projector keeps the input width it has in lesson 07
     data = {split: oracle_split(split, n, args.scale, width)
             for split, n in (("train", config.n_train), ("validation", config.n_val))}

@@ -44,19 +44,23 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "steps2000_b64": ("stage 2: 2,000 steps of 64 images (the default's compute, twice its updates)",
                       {"instruct.steps": 2000, "instruct.batch_size": 64}),
     "augment": ("training pictures (the encoder's too) drawn with data.Augment", {"augment": True}),
+    "stem_augment": ("augment, with a ViT whose patches come after a 32-channel convolutional stem", {
+        "augment": True, "model.vit.stem": 32}),
     "balanced": ("fresh questions, count questions balanced over their answers", {"instruct.questions": "balanced"}),
 }
+
+
+def override(config, key: str, value):
+    """`config` with the field at dotted path `key` ("instruct.steps", "model.vit.stem") set to `value`."""
+    head, _, rest = key.partition(".")
+    return replace(config, **{head: override(getattr(config, head), rest, value) if rest else value})
 
 
 def configure(name: str, seed: int) -> TrainConfig:
     """The tiny preset with a variant's overrides and the seed."""
     config = vlm_preset("tiny", seed=seed)
     for key, value in VARIANTS[name][1].items():
-        stage, _, field = key.rpartition(".")
-        if stage:
-            config = replace(config, **{stage: replace(getattr(config, stage), **{field: value})})
-        else:
-            config = replace(config, **{field: value})
+        config = override(config, key, value)
     return config
 
 
@@ -118,12 +122,13 @@ def main() -> None:
     if not todo:
         print("nothing to run: every (variant, seed) has a result")
         return
-    prepared = {}  # per encoder and training pictures (config.augment)
+    prepared = {}  # per encoder and training pictures
     for name, seed in todo:
         config = configure(name, seed)
-        if config.augment not in prepared:
-            prepared[config.augment] = prepare(config)
-        result = run_one(name, seed, *prepared[config.augment], args.out)
+        key = (config.augment, config.model.vit.stem)
+        if key not in prepared:
+            prepared[key] = prepare(config)
+        result = run_one(name, seed, *prepared[key], args.out)
         types = " ".join(f"{k} {100 * v:.1f}" for k, v in result["per_type"].items())
         print(f"{name} seed {seed}: {100 * result['exact_match']:.2f}% ({types}) {result['train_seconds']} s",
               flush=True)
