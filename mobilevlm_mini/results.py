@@ -9,7 +9,7 @@ Public API
 - `seeds_summary(runs)`: mean (interval), worst and best seed, each type's mean and worst, median time from nothing.
 - `seeds_markdown(results)`: the seeds table (one row per seed, then mean and worst) as Markdown.
 - `recipe_runs(folder)`: tools/recipe_search.py's runs grouped by variant; `recipe_variants(folder)`: each variant's
-  seeds, scores and `t_interval`s;
+  seeds, scores, `stage2_answers(config)` and `t_interval`s;
   `recipe_markdown(variants, types)`: them as a Markdown table.
 - `paired_differences(runs, base)`: each variant minus `base`, seed by seed (the same seeds), with a
   `t_interval`; `verdict(interval)`: what such an interval supports, in words; `score(run, key)`: one run's score.
@@ -78,33 +78,46 @@ def recipe_runs(folder: str | Path = MEASURED / "recipe_search") -> dict[str, li
     return runs
 
 
+def stage2_answers(config: dict) -> int:
+    """The answers a recipe trains on in stage 2 (steps x images x questions per image): its stage-2 compute."""
+    instruct = config["instruct"]
+    return instruct["steps"] * instruct["batch_size"] * (instruct["max_turns"] or 1)
+
+
 def recipe_variants(folder: str | Path = MEASURED / "recipe_search") -> dict[str, dict]:
-    """tools/recipe_search.py's runs by variant: what it changes, its seeds and their scores, and for the overall
-    score, each type and the training seconds a `t_interval` over its seeds."""
-    return {
-        name: {
+    """tools/recipe_search.py's runs by variant (the default first): what it changes, its seeds and their scores, its
+    stage-2 answers (`stage2_answers`), and for the overall score, each type, the training seconds and the drawn
+    split (where its runs scored it) a `t_interval` over its seeds."""
+    variants = {}
+    runs = recipe_runs(folder)
+    for name, group in sorted(runs.items(), key=lambda item: item[0] != "default"):  # the default first
+        drawn = [r["drawn_exact_match"] for r in group if "drawn_exact_match" in r]
+        variants[name] = {
             "what": group[0]["what"], "overrides": group[0]["overrides"], "seeds": [r["seed"] for r in group],
-            "scores": [r["exact_match"] for r in group],
+            "scores": [r["exact_match"] for r in group], "stage2_answers": stage2_answers(group[0]["config"]),
             "exact_match": t_interval([r["exact_match"] for r in group]),
             "per_type": {k: t_interval([r["per_type"][k] for r in group]) for k in group[0]["per_type"]},
             "train_seconds": t_interval([r["train_seconds"] for r in group]),
+            "drawn": t_interval(drawn) if drawn else None,
         }
-        for name, group in recipe_runs(folder).items()
-    }
+    return variants
 
 
 def recipe_markdown(variants: dict[str, dict], types: tuple[str, ...] = ("count", "neighbour")) -> str:
-    """The recipe search as Markdown: per variant its seeds, validation exact match (mean [95% interval]) and the
-    chosen types' means. (Its runs shared the CPU with other work: times come from the seeds table.)"""
+    """The recipe search as Markdown: per variant its seeds, stage-2 answers, validation exact match (mean [95%
+    interval]), the chosen types' means and the drawn split's mean. (Its runs shared the CPU with other work: times
+    come from the seeds table.)"""
     def cell(interval: tuple[float, float, float], runs: int) -> str:
         mean, low, high = (100 * x for x in interval)  # a score cannot pass 100%: the interval is cut there
         return f"{mean:.1f} [{low:.1f}, {min(high, 100):.1f}]" if runs > 1 else f"{mean:.1f} (one seed)"
 
-    lines = ["| variant | what it changes | seeds | validation exact match, % | " + " | ".join(types)
-             + " |", "|" + "---|" * (len(types) + 4)]
+    lines = ["| variant | what it changes | seeds | stage-2 answers | validation exact match, % | " + " | ".join(types)
+             + " | drawn, % |", "|" + "---|" * (len(types) + 6)]
     for name, v in variants.items():
-        lines.append(f"| {name} | {v['what']} | {len(v['seeds'])} | {cell(v['exact_match'], len(v['seeds']))} | "
-                     + " | ".join(f"{100 * v['per_type'][k][0]:.1f}" for k in types) + " |")
+        drawn = f"{100 * v['drawn'][0]:.1f}" if v["drawn"] else "not scored"
+        lines.append(f"| {name} | {v['what']} | {len(v['seeds'])} | {v['stage2_answers'] // 1000}k | "
+                     f"{cell(v['exact_match'], len(v['seeds']))} | "
+                     + " | ".join(f"{100 * v['per_type'][k][0]:.1f}" for k in types) + f" | {drawn} |")
     return "\n".join(lines)
 
 

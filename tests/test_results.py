@@ -41,14 +41,20 @@ def test_seeds_summary_and_table():
 
 def test_recipe_variants_group_runs_by_variant(tmp_path):
     for name, seed, score in (("default", 0, 0.95), ("default", 1, 0.93), ("weights2", 0, 0.97)):
+        steps = 2000 if name == "weights2" else 1000
+        drawn = {"drawn_exact_match": 0.6} if name == "weights2" else {}  # older runs did not score it
         (tmp_path / f"{name}-seed{seed}.json").write_text(json.dumps({
             "variant": name, "what": f"{name} recipe", "overrides": {}, "seed": seed, "exact_match": score,
-            "per_type": {"count": score - 0.1, "neighbour": score - 0.2}, "train_seconds": 100.0}))
+            "per_type": {"count": score - 0.1, "neighbour": score - 0.2}, "train_seconds": 100.0,
+            "config": {"instruct": {"steps": steps, "batch_size": 128, "max_turns": 1}}, **drawn}))
     variants = recipe_variants(tmp_path)
     assert variants["default"]["seeds"] == [0, 1] and variants["default"]["exact_match"][0] == pytest.approx(0.94)
     assert variants["weights2"]["exact_match"] == (0.97, 0.97, 0.97)
+    assert variants["default"]["stage2_answers"] == 128_000 and variants["weights2"]["stage2_answers"] == 256_000
+    assert variants["default"]["drawn"] is None and variants["weights2"]["drawn"] == (0.6, 0.6, 0.6)
     table = recipe_markdown(variants).splitlines()
-    assert len(table) == 4 and "| default | default recipe | 2 | 94.0 [" in table[2]
+    assert len(table) == 4 and "| default | default recipe | 2 | 128k | 94.0 [" in table[2]
+    assert table[2].endswith("| not scored |") and table[3].endswith("| 60.0 |")
 
 
 def test_paired_differences_and_their_verdicts(tmp_path):

@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from mobilevlm_mini.checkpoint import config_to_dict, load_config
+from mobilevlm_mini.config import TrainConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_TRAIN, PROBE_TEST = 2000, 1000  # images the probes learn from and are scored on
 
@@ -65,7 +68,8 @@ def main() -> None:
                     started = time.perf_counter()
                     subprocess.run(command, check=True)
                     trained += time.perf_counter() - started
-                config = json.loads((folder / "config.json").read_text())
+                # a field added since a run was saved counts as its default, so old and new runs compare
+                config = config_to_dict(load_config(folder, TrainConfig))
                 found = (config["model"].pop("projector"), config.pop("seed"), config.pop("layout", "aligned"))
                 if found != (projector, seed, layout):
                     raise SystemExit(f"{folder} holds another run than {projector}, seed {seed}, layout {layout}")
@@ -78,7 +82,7 @@ def main() -> None:
         "what": "test exact match of the tiny preset (lesson 07's recipe) per projector, seed and layout",
         "command": "python -m mobilevlm_mini train --projector {projector} --seed {seed} --layout {layout} "
                    "--out RUNS/{folder}",
-        "preset": preset,  # the TrainConfig as config.json holds it, without projector, seed and layout
+        "preset": preset,  # the TrainConfig (fields added since at their defaults), without projector, seed and layout
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

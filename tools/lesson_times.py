@@ -92,8 +92,12 @@ def measure(lessons: list[Path], cache: Path, save: bool) -> dict:
 def merged(old: dict, new: dict) -> dict:
     """`old` results with the lessons measured in `new` replaced or added (a new lesson, measured after the others)."""
     measured = {row["lesson"] for row in new["cold_in_order"]}
-    cold = sorted([r for r in old["cold_in_order"] if r["lesson"] not in measured] + new["cold_in_order"],
-                  key=lambda r: r["lesson"])
+    before = {row["lesson"]: row for row in old["cold_in_order"]}
+    # a lesson re-run on a warm cache built nothing: its first-time run (which built pieces) stays the cold one,
+    # and the new run counts as its warm time
+    again = [before[r["lesson"]] if not r["built"] and before.get(r["lesson"], {}).get("built") else r
+             for r in new["cold_in_order"]]
+    cold = sorted([r for r in old["cold_in_order"] if r["lesson"] not in measured] + again, key=lambda r: r["lesson"])
     return {**old, "cold_in_order": cold, "warm_seconds": {**old["warm_seconds"], **new["warm_seconds"]},
             "total_cold_seconds": round(sum(r["seconds"] for r in cold), 1),
             "built_twice": sorted(set(old["built_twice"]) | set(new["built_twice"])),
