@@ -62,8 +62,7 @@ ADDED_LATER = {"layout": "aligned", "augment": False, "model": {"vit": {"stem": 
 
 def vlm_path(config: TrainConfig, preset: str) -> Path:
     """The cache folder of the model `config` trains: preset, projector and seed, then a hash of every setting."""
-    encoder = recipe_path(default_recipe(config.encoder_quick, image_size=config.model.vit.image_size,
-                                         layout=config.layout, augment=config.augment, stem=config.model.vit.stem))
+    encoder = recipe_path(default_recipe(config.encoder_quick, **config.encoder_options()))
     settings = added_later(config_to_dict(config), ADDED_LATER)
     digest = settings_digest({"config": settings, "encoder": encoder.name})  # aligned: names as before the option
     return cache_dir() / "vlm" / f"{preset}-{config.model.projector}-seed{config.seed}-{digest}"

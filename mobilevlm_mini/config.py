@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from mobilevlm_mini.data import LAYOUTS, shapes_tokenizer
+from mobilevlm_mini.data import shapes_tokenizer, world_config
 from mobilevlm_mini.language import MobileLlamaConfig
 from mobilevlm_mini.language import preset as llm_preset
 from mobilevlm_mini.projectors import check_projector
@@ -97,10 +97,12 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
-        if self.augment and self.layout != "aligned":
-            raise ValueError("augment moves objects itself (data.Augment.centre); use it with layout 'aligned'")
+        world_config(self.model.vit.image_size, self.layout, self.augment)  # a bad layout or mix fails here, at once
+
+    def encoder_options(self) -> dict:
+        """The settings that pick its pretrained encoder (`default_recipe`, `pretrained_vit` take them by keyword)."""
+        return {"image_size": self.model.vit.image_size, "layout": self.layout, "augment": self.augment,
+                "stem": self.model.vit.stem}
 
 
 VLM_PRESETS = {

@@ -36,7 +36,6 @@ from mobilevlm_mini.data import (
     COLOURS,
     SHAPES,
     SIZES,
-    Augment,
     SceneObject,
     WorldConfig,
     caption,
@@ -44,6 +43,7 @@ from mobilevlm_mini.data import (
     load_split,
     split_words,
     vocabulary,
+    world_config,
 )
 from mobilevlm_mini.optim import OptimConfig, Optimizer
 from mobilevlm_mini.tokenizer import CAPTION_SPECIALS, Tokenizer
@@ -223,8 +223,7 @@ class PretrainConfig:
 
     def world(self) -> WorldConfig:
         """The world its training pictures come from."""
-        return WorldConfig(image_size=self.model.vit.image_size, layout=self.layout,
-                           augment=Augment() if self.augment else None)
+        return world_config(self.model.vit.image_size, self.layout, self.augment)
 
 
 def default_recipe(quick: bool | None = None, loss: str = "clip", image_size: int = ViTConfig.image_size,

@@ -8,11 +8,13 @@ Public API
 - Constants: SHAPES, PLURALS, COLOURS (name -> RGB), SIZES, GRID, POSITIONS (the 9 cell names,
   row by row), NUMBERS, DIRECTIONS, QUESTION_TYPES (COARSE_TYPES + FINE_TYPES), SPLIT_SEEDS.
 - `WorldConfig`: image size, object counts, which shapes/colours, `layout` (LAYOUTS: "aligned", each object inside
-  the 2 x 2 patches one LDP token merges, or "straddle", across them; lesson 08); validated on creation.
+  the 2 x 2 patches one LDP token merges, or "straddle", across them; lesson 08); validated on creation;
+  `world_config(image_size, layout, augment)` builds one, drawn with `Augment()` when augment (lesson 07).
 - `SceneObject` (shape, colour, size, row, col); `sample_scene(rng, config)` -> list of them.
 - `draw_scene(objects, config, rng)` -> (H, W, 3) uint8 image, anti-aliased by supersampling;
   `place_objects(objects, layout, rng)`: where their centres go.
-- `caption(objects, places)`, `conversation(objects, rng)` -> [(question_type, question, answer), ...].
+- `caption(objects, places)`, `conversation(objects, rng, config, balanced_counts)` -> [(question_type, question,
+  answer), ...].
 - `make_example(seed, index, config)` -> one row as a dict; `example_row(index, objects, turns, image)` assembles it.
 - `generate_dataset(n, seed, config, progress, workers, make)` -> `datasets.Dataset` (not cached; drawn in parallel;
   `make` draws one row: `make_example`, or another renderer's, such as drawn.py's).
@@ -133,6 +135,12 @@ class WorldConfig:
                 f"max_objects={self.max_objects} cannot fit: a {GRID}x{GRID} grid with {len(self.shapes)} shapes x "
                 f"{len(self.colours)} colours holds at most {capacity} distinct objects"
             )
+
+
+def world_config(image_size: int = WorldConfig.image_size, layout: str = "aligned",
+                 augment: bool = False) -> WorldConfig:
+    """The world of pictures image_size px wide, objects placed by `layout`, drawn with `Augment()` when `augment`."""
+    return WorldConfig(image_size=image_size, layout=layout, augment=Augment() if augment else None)
 
 
 def _check_name(name: str, allowed: tuple[str, ...], kind: str) -> None:

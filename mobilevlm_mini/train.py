@@ -60,12 +60,12 @@ from mobilevlm_mini.contrastive import default_recipe
 from mobilevlm_mini.data import (
     QUESTION_TYPES,
     SPLIT_SEEDS,
-    Augment,
     SceneObject,
     WorldConfig,
     conversation,
     images_to_tensor,
     load_split,
+    world_config,
 )
 from mobilevlm_mini.devices import resolve_device
 from mobilevlm_mini.drawn import DRAWN_SPLIT, DrawnConfig, load_drawn_split
@@ -125,8 +125,7 @@ def load_images(split: str, n: int, encoder_quick: bool = False, image_size: int
         raise ValueError(f"augment draws training pictures only; the {split!r} split is drawn plain")
     # a prefix of a split is a smaller split
     count = max(n, default_recipe(encoder_quick).n_train) if split == "train" else n
-    world = WorldConfig(image_size=image_size, layout=layout, augment=Augment() if augment else None)
-    return load_split(split, count, world, progress=False).select(range(n))
+    return load_split(split, count, world_config(image_size, layout, augment), progress=False).select(range(n))
 
 
 def split_from_dataset(model: MobileVLM | None, dataset, features: torch.Tensor | None = None) -> PreparedSplit:
@@ -231,8 +230,7 @@ BATCHES = {"align": caption_batch, "instruct": conversation_batch}
 def build_model(config: TrainConfig) -> MobileVLM:
     """A fresh MobileVLM (seeded from config.seed) around the course's pretrained, frozen ViT."""
     seed_everything(config.seed)
-    vit = pretrained_vit(config.encoder_quick, image_size=config.model.vit.image_size, layout=config.layout,
-                         augment=config.augment, stem=config.model.vit.stem)
+    vit = pretrained_vit(config.encoder_quick, **config.encoder_options())
     return MobileVLM(config.model, vit)
 
 

@@ -125,7 +125,7 @@ def main() -> None:
     prepared = {}  # per encoder and training pictures
     for name, seed in todo:
         config = configure(name, seed)
-        key = (config.augment, config.model.vit.stem)
+        key = tuple(config.encoder_options().items())  # the encoder, and (augment) the training pictures
         if key not in prepared:
             prepared[key] = prepare(config)
         result = run_one(name, seed, *prepared[key], args.out)
